@@ -1,1 +1,182 @@
-//! (being written)
+//! Wiring: builds every component from a [`Config`] and runs them until shutdown.
+//!
+//! `run` takes bound listeners and a cancellation token, so tests bind port 0 and stop
+//! the app at will, and `main` only turns signals into `token.cancel()`. Shutdown order:
+//! readiness turns 503, the public listener stops accepting and finishes its requests,
+//! the worker stops claiming and finishes its deliveries (all within
+//! `server.shutdown_timeout_seconds`), then the admin listener and the store close.
+//! Queued work stays on disk.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use tokio::{net::TcpListener, sync::Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::Config,
+    delivery::Worker,
+    health::Health,
+    http::{AdminState, IngestState, admin_router, ingest_router},
+    sources::Registry,
+    store::Store,
+    vendasta,
+};
+
+/// The two listening sockets.
+#[derive(Debug)]
+pub struct Listeners {
+    pub ingest: TcpListener,
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    /// Binds both addresses from the config.
+    pub async fn bind(config: &Config) -> anyhow::Result<Self> {
+        Ok(Self {
+            ingest: bind(config.server.listen_address, "server.listen_address").await?,
+            admin: bind(config.admin.listen_address, "admin.listen_address").await?,
+        })
+    }
+
+    pub fn ingest_addr(&self) -> std::io::Result<SocketAddr> {
+        self.ingest.local_addr()
+    }
+
+    pub fn admin_addr(&self) -> std::io::Result<SocketAddr> {
+        self.admin.local_addr()
+    }
+}
+
+async fn bind(address: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {key} = {address}: is another process using it?"))
+}
+
+/// Every long-lived component, built and ready to run.
+#[derive(Debug)]
+pub struct App {
+    config: Config,
+    store: Store,
+    worker: Worker,
+    health: Health,
+    ingest: Arc<IngestState>,
+}
+
+impl App {
+    /// Opens the store (running migrations) and builds the routes, client and worker.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let store = Store::open(&config.store.url)
+            .await
+            .context("cannot open store.url")?;
+        let routes = Registry::from_config(&config).map_err(anyhow::Error::msg)?;
+        let client = vendasta::Client::new(&config.vendasta);
+        let wake = Arc::new(Notify::new());
+        // The worker beats at least once a second; allow for a slow store call.
+        let health = Health::new(Duration::from_secs(30).max(config.delivery.poll_interval() * 10));
+        let worker = Worker::new(
+            &config,
+            store.clone(),
+            routes.clone(),
+            client,
+            Arc::clone(&wake),
+            health.clone(),
+        );
+        let ingest = Arc::new(IngestState {
+            routes,
+            store: store.clone(),
+            wake,
+            max_body_bytes: config.server.max_body_bytes,
+        });
+        Ok(Self {
+            config,
+            store,
+            worker,
+            health,
+            ingest,
+        })
+    }
+
+    /// The store, for tests and tools.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The worker, for tests that drive it by hand.
+    pub fn worker(&self) -> &Worker {
+        &self.worker
+    }
+
+    /// Serves and delivers until `shutdown` is cancelled, then drains and returns.
+    pub async fn run(self, listeners: Listeners, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let drain_budget = self.config.server.shutdown_timeout();
+        let admin_stop = CancellationToken::new();
+        let admin = tokio::spawn(
+            axum::serve(
+                listeners.admin,
+                admin_router(Arc::new(AdminState {
+                    store: self.store.clone(),
+                    health: self.health.clone(),
+                })),
+            )
+            .with_graceful_shutdown(admin_stop.clone().cancelled_owned())
+            .into_future(),
+        );
+        let ingest = tokio::spawn(
+            axum::serve(listeners.ingest, ingest_router(Arc::clone(&self.ingest)))
+                .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+                .into_future(),
+        );
+        let worker = tokio::spawn(self.worker.clone().run(shutdown.clone()));
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            ingest = %self.config.server.listen_address,
+            admin = %self.config.admin.listen_address,
+            routes = self.config.routes.len(),
+            "Bridge started."
+        );
+
+        let mut ingest = ingest;
+        let early_exit = tokio::select! {
+            () = shutdown.cancelled() => None,
+            result = &mut ingest => Some(result),
+        };
+        // From here on we are draining, whether asked to or because ingest failed.
+        self.health.start_draining();
+        shutdown.cancel();
+        tracing::info!(budget_seconds = drain_budget.as_secs(), "Shutting down: draining requests and deliveries.");
+        let drained = tokio::time::timeout(drain_budget, async {
+            let ingest_result = match early_exit {
+                Some(result) => result,
+                None => ingest.await,
+            };
+            let worker_result = worker.await;
+            (ingest_result, worker_result)
+        })
+        .await;
+        admin_stop.cancel();
+        let outcome = match drained {
+            Ok((ingest_result, worker_result)) => {
+                worker_result.context("the delivery worker panicked")?;
+                ingest_result
+                    .context("the ingest server panicked")?
+                    .context("the ingest server failed")?;
+                Ok(())
+            }
+            Err(_) => {
+                tracing::warn!(
+                    budget_seconds = drain_budget.as_secs(),
+                    "Drain budget ran out; unfinished deliveries stay leased and are retried after restart."
+                );
+                Ok(())
+            }
+        };
+        if let Ok(Err(error)) = admin.await {
+            tracing::warn!(error = %error, "The admin server failed while stopping.");
+        }
+        self.store.close().await;
+        tracing::info!("Bridge stopped.");
+        outcome
+    }
+}

@@ -1,1 +1,123 @@
-fn main() {}
+//! The `vendasta-bridge` command line: parses arguments, loads config, installs logging,
+//! turns SIGTERM/SIGINT into a cancellation, and hands over to `app`. Nothing else.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use vendasta_bridge::{
+    app::{App, Listeners},
+    config::Config,
+    telemetry,
+};
+
+/// Signed POS/CRM contact webhooks in, durable queue, Vendasta customers out.
+#[derive(Debug, Parser)]
+#[command(name = "vendasta-bridge", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Receive webhooks and deliver them to Vendasta until SIGTERM or Ctrl-C.
+    Serve {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Validate the configuration and print it with secrets redacted; exit 2 on any problem.
+    CheckConfig {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ConfigArg {
+    /// TOML file layered over the compiled-in defaults (see config/default.toml).
+    #[arg(long = "config", short = 'c', env = "BRIDGE_CONFIG", value_name = "FILE")]
+    path: Option<PathBuf>,
+}
+
+/// Exit code for a usage or configuration error.
+const EXIT_CONFIG: u8 = 2;
+/// Exit code for a failure at run time.
+const EXIT_RUNTIME: u8 = 1;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { config } => match Config::load(config.path.as_deref()) {
+            Ok(config) => {
+                print!("{}", config.to_redacted_toml());
+                eprintln!("configuration is valid");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprint!("{error}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
+        Command::Serve { config } => {
+            let config = match Config::load(config.path.as_deref()) {
+                Ok(config) => config,
+                Err(error) => {
+                    eprint!("vendasta-bridge: cannot start: {error}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            telemetry::init(config.log.format);
+            match serve(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    tracing::error!(error = format!("{error:#}"), "The bridge stopped with an error.");
+                    eprintln!("vendasta-bridge: {error:#}");
+                    ExitCode::from(EXIT_RUNTIME)
+                }
+            }
+        }
+    }
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        let listeners = Listeners::bind(&config).await?;
+        let app = App::build(config).await?;
+        app.run(listeners, shutdown).await
+    })
+}
+
+/// Cancels `shutdown` on SIGTERM (orchestrators) or SIGINT (Ctrl-C).
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %error, "Cannot listen for Ctrl-C.");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "Cannot listen for SIGTERM.");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!(signal = "SIGINT", "Shutdown requested."),
+        () = terminate => tracing::info!(signal = "SIGTERM", "Shutdown requested."),
+    }
+    shutdown.cancel();
+}

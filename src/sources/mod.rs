@@ -1,1 +1,231 @@
-//! (being written)
+//! Webhook sources: one file per provider behind the [`Source`] trait, and the registry
+//! of configured routes.
+//!
+//! A source owns three things about its provider and nothing else: how a request is
+//! signed ([`Source::verify`], over the raw bytes), what the envelope says (delivery id for
+//! dedupe, topic, contact id, `updated_at`; [`Source::envelope`]), and how a stored payload
+//! becomes a neutral [`Contact`] ([`Source::parse`], run later by the worker so that a
+//! payload the bridge cannot read is parked, never refused). No I/O happens here.
+
+pub mod shopify;
+
+use std::{collections::BTreeMap, fmt, sync::Arc, time::SystemTime};
+
+use bytes::Bytes;
+use http::HeaderMap;
+use sha2::{Digest, Sha256};
+
+use crate::{
+    config::{Config, RouteConfig},
+    contact::Contact,
+};
+
+/// Proof that a body passed its provider's signature check; only sources construct it.
+#[derive(Debug, Clone)]
+pub struct Verified(Bytes);
+
+impl Verified {
+    pub fn body(&self) -> &Bytes {
+        &self.0
+    }
+    pub fn into_body(self) -> Bytes {
+        self.0
+    }
+}
+
+/// Why a request was refused as unsigned. Messages name the header and the fix, and
+/// never contain a secret or the expected signature.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("the {header} header is missing: {provider} signs every webhook with it, so this request did not come from {provider} (or a proxy removed the header)")]
+    MissingHeader {
+        header: &'static str,
+        provider: &'static str,
+    },
+    #[error("the {header} header is not valid {encoding}: expected the {encoding} HMAC that {provider} sends")]
+    Malformed {
+        header: &'static str,
+        encoding: &'static str,
+        provider: &'static str,
+    },
+    #[error("the {header} signature does not match any of this route's secrets: check that routes[].secrets holds the webhook signing secret shown by {provider}, and that nothing rewrote the body")]
+    Mismatch {
+        header: &'static str,
+        provider: &'static str,
+    },
+}
+
+impl SignatureError {
+    /// Bounded code for the response body and logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SignatureError::MissingHeader { .. } => "missing_signature",
+            SignatureError::Malformed { .. } => "malformed_signature",
+            SignatureError::Mismatch { .. } => "signature_mismatch",
+        }
+    }
+}
+
+/// What a verified request is about, read at ingest time (cheaply, never failing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// The provider's event name (`customers/create`).
+    pub topic: String,
+    /// Whether the event is queued for delivery or acknowledged and dropped.
+    pub disposition: Disposition,
+    /// Dedupe key: the provider's delivery id, or a hash of the body when it sends none.
+    pub delivery_id: String,
+    /// The provider's id of the contact, exact (Shopify ids exceed 2^53); `None` when the
+    /// body cannot be read (the worker then parks the job with the reason).
+    pub contact_id: Option<String>,
+    /// When the provider last changed the contact, in Unix milliseconds; orders updates.
+    pub updated_at: Option<i64>,
+    /// Headers the worker needs later (shop domain, API version), kept with the job.
+    pub meta: BTreeMap<String, String>,
+}
+
+/// What ingest does with a verified event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// A contact event: store it and deliver it.
+    Deliver,
+    /// A topic the bridge does not handle: acknowledge, store nothing.
+    Ignore,
+}
+
+/// A stored event as the worker reads it back.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredEvent<'a> {
+    pub topic: &'a str,
+    pub meta: &'a BTreeMap<String, String>,
+    pub body: &'a [u8],
+}
+
+/// A parsed contact event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedEvent {
+    pub contact: Contact,
+    /// The provider account the event came from (a Shopify shop domain), for
+    /// per-shop business locations.
+    pub tenant: Option<String>,
+}
+
+/// Why a stored payload cannot be turned into a contact. Messages never quote payload
+/// values (they may be emails or phone numbers).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    #[error("the body is not valid JSON ({0}); fix the sender, then replay the job")]
+    NotJson(String),
+    #[error("the body does not have the shape of a {provider} customer ({detail}); replay the job after a fix")]
+    Shape {
+        provider: &'static str,
+        detail: String,
+    },
+    #[error("the webhook has no topic header ({header}), so the bridge cannot tell what it is")]
+    NoTopic { header: &'static str },
+    #[error("topic `{0}` carries no contact the bridge can deliver")]
+    UnsupportedTopic(String),
+}
+
+impl PayloadError {
+    /// Describes a serde_json error by position only: its message can quote the value.
+    pub fn from_json(error: &serde_json::Error, provider: &'static str) -> Self {
+        let at = format!("line {} column {}", error.line(), error.column());
+        match error.classify() {
+            serde_json::error::Category::Data => PayloadError::Shape {
+                provider,
+                detail: format!("a field has an unexpected type at {at}"),
+            },
+            _ => PayloadError::NotJson(format!("syntax error at {at}")),
+        }
+    }
+}
+
+/// A webhook provider.
+pub trait Source: Send + Sync + fmt::Debug {
+    /// The `source` name used in config (`shopify`).
+    fn kind(&self) -> &'static str;
+    /// Checks the request's signature over the raw body, in constant time, against every
+    /// configured secret.
+    fn verify(&self, headers: &HeaderMap, body: Bytes, now: SystemTime)
+    -> Result<Verified, SignatureError>;
+    /// Reads the envelope of a verified request. Never fails: what it cannot read is left
+    /// `None` and the worker reports it.
+    fn envelope(&self, headers: &HeaderMap, body: &Verified) -> Envelope;
+    /// Turns a stored payload into a contact.
+    fn parse(&self, event: &StoredEvent<'_>) -> Result<ParsedEvent, PayloadError>;
+}
+
+/// Builds the source a route names. Config validation has already checked the name.
+pub fn build(route: &RouteConfig) -> Option<Arc<dyn Source>> {
+    match route.source.as_str() {
+        "shopify" => Some(Arc::new(shopify::Shopify::new(&route.secrets))),
+        _ => None,
+    }
+}
+
+/// A configured route with its source.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub config: RouteConfig,
+    pub source: Arc<dyn Source>,
+}
+
+/// Every configured route by name; shared by ingest and the worker.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    routes: BTreeMap<String, Route>,
+}
+
+impl Registry {
+    /// Builds every route. Returns the names of routes whose source is unknown (config
+    /// validation normally catches that first).
+    pub fn from_config(config: &Config) -> Result<Self, String> {
+        let mut routes = BTreeMap::new();
+        for route in &config.routes {
+            let source = build(route).ok_or_else(|| {
+                format!("routes: `{}` names unknown source `{}`", route.name, route.source)
+            })?;
+            routes.insert(
+                route.name.clone(),
+                Route {
+                    config: route.clone(),
+                    source,
+                },
+            );
+        }
+        Ok(Self { routes })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Route> {
+        self.routes.get(name)
+    }
+}
+
+/// A dedupe key for a provider that sent no delivery id: identical bodies are the same
+/// delivery, which is exactly what a provider's retry of it looks like.
+pub fn body_digest_id(body: &[u8]) -> String {
+    let digest = Sha256::digest(body);
+    let mut id = String::with_capacity(7 + 64);
+    id.push_str("sha256:");
+    for byte in digest {
+        id.push_str(&format!("{byte:02x}"));
+    }
+    id
+}
+
+/// Parses an RFC 3339 timestamp into Unix milliseconds.
+pub fn rfc3339_millis(value: &str) -> Option<i64> {
+    let parsed = time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
+        .ok()?;
+    i64::try_from(parsed.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+/// The first value of `name` as text, if it is valid visible ASCII.
+pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .filter(|value| !value.is_empty())
+}

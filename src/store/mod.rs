@@ -1,1 +1,263 @@
-//! (being written)
+//! The durable queue: jobs, their dedupe keys, and contact links.
+//!
+//! Owns every byte on disk and the rules that must hold there: a webhook is acknowledged
+//! only after the transaction holding it is fsync'd; `(route, delivery_id)` is unique; a
+//! claimed job carries a lease and becomes claimable again when it expires; jobs of one
+//! contact are claimed one at a time, oldest first; a job's final state is written only by
+//! the claim that holds it. Only this module imports sqlx. It knows nothing of HTTP,
+//! providers or Vendasta.
+
+mod sqlite;
+
+use std::{
+    collections::BTreeMap,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use bytes::Bytes;
+
+pub use sqlite::SqliteStore;
+
+/// Identifies a job; shown to providers in the ack and to operators in logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct JobId(pub i64);
+
+impl std::fmt::Display for JobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A verified webhook to be stored.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub route: String,
+    pub source: String,
+    pub delivery_id: String,
+    pub topic: String,
+    pub contact_id: Option<String>,
+    pub contact_updated_at: Option<i64>,
+    pub meta: BTreeMap<String, String>,
+    pub payload: Bytes,
+}
+
+/// What `enqueue` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    /// Stored durably as a new job.
+    Accepted(JobId),
+    /// The route already has this delivery id; nothing was stored.
+    Duplicate(JobId),
+}
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    Pending,
+    InFlight,
+    Done,
+    Dead,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Pending => "pending",
+            JobState::InFlight => "in_flight",
+            JobState::Done => "done",
+            JobState::Dead => "dead",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, StoreError> {
+        Ok(match text {
+            "pending" => JobState::Pending,
+            "in_flight" => JobState::InFlight,
+            "done" => JobState::Done,
+            "dead" => JobState::Dead,
+            other => return Err(StoreError::Corrupt(format!("unknown job state `{other}`"))),
+        })
+    }
+}
+
+/// A stored job, as claimed by the worker or read by an operator.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: JobId,
+    pub route: String,
+    pub source: String,
+    pub delivery_id: String,
+    pub topic: String,
+    pub contact_id: Option<String>,
+    pub contact_updated_at: Option<i64>,
+    pub meta: BTreeMap<String, String>,
+    pub payload: Bytes,
+    pub state: JobState,
+    /// Attempts made, including the current one once claimed. Together with `id` it
+    /// identifies one claim, so a worker whose lease ran out cannot overwrite a newer claim.
+    pub attempts: u32,
+    pub next_attempt_at: SystemTime,
+    pub outcome: Option<String>,
+    pub customer_id: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: SystemTime,
+}
+
+/// What the bridge remembers about one source contact.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContactLink {
+    /// The Vendasta customer this contact is linked to.
+    pub customer_id: Option<String>,
+    /// The newest payload `updated_at` (Unix ms) applied upstream.
+    pub applied_updated_at: Option<i64>,
+}
+
+/// How a claimed job ends (or is put back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finish {
+    /// Delivered (or deliberately skipped). `link` is recorded for the contact;
+    /// `applied` marks the payload's `updated_at` as applied upstream.
+    Done {
+        outcome: &'static str,
+        link: Option<String>,
+        applied: bool,
+        note: Option<String>,
+    },
+    /// Try again at `at`.
+    Retry { at: SystemTime, error: String },
+    /// The linked customer is gone upstream: forget the link and retry at once as a create.
+    Unlink { error: String },
+    /// Parked with a reason; can be replayed.
+    Dead { outcome: &'static str, reason: String },
+}
+
+/// Counts of jobs by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    pub pending: u64,
+    pub in_flight: u64,
+    pub done: u64,
+    pub dead: u64,
+}
+
+/// Store failures. The message is for operators; none contains payload data.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the store at `{url}`: {reason}")]
+    Open { url: String, reason: String },
+    #[error("store migration failed: {0}")]
+    Migrate(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("the store is shutting down or its writer has stopped")]
+    Closed,
+    #[error("stored data is not what the bridge expects: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::Open { .. } => "store_open",
+            StoreError::Migrate(_) => "store_migrate",
+            StoreError::Database(_) => "store_database",
+            StoreError::Closed => "store_closed",
+            StoreError::Corrupt(_) => "store_corrupt",
+        }
+    }
+}
+
+/// The configured backend. An enum, not a trait object: there are exactly two known
+/// backends (PostgreSQL lands next), and every caller sees one concrete API.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Sqlite(SqliteStore),
+}
+
+impl Store {
+    /// Opens (creating if needed) the store named by `url` and runs its migrations.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Ok(Store::Sqlite(SqliteStore::open(url).await?))
+    }
+
+    /// Stores a webhook durably. Returns only after the commit that holds it is on disk.
+    pub async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.enqueue(job).await,
+        }
+    }
+
+    /// Claims the next due job, leasing it until `now + lease`.
+    pub async fn claim(&self, now: SystemTime, lease: Duration) -> Result<Option<Job>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.claim(now, lease).await,
+        }
+    }
+
+    /// Ends the claim `job` holds. Returns false when the claim had been lost (lease
+    /// expired and another worker took the job), in which case nothing was written.
+    pub async fn finish(&self, job: &Job, finish: Finish, now: SystemTime) -> Result<bool, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.finish(job, finish, now).await,
+        }
+    }
+
+    /// The link and applied timestamp for a source contact.
+    pub async fn contact(&self, route: &str, contact_id: &str) -> Result<ContactLink, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.contact(route, contact_id).await,
+        }
+    }
+
+    /// One job by id.
+    pub async fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.job(id).await,
+        }
+    }
+
+    /// One job by its route and delivery id.
+    pub async fn job_by_delivery(&self, route: &str, delivery_id: &str) -> Result<Option<Job>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.job_by_delivery(route, delivery_id).await,
+        }
+    }
+
+    /// How many jobs are in each state.
+    pub async fn counts(&self) -> Result<StateCounts, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.counts().await,
+        }
+    }
+
+    /// A cheap round trip, for readiness.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(store) => store.ping().await,
+        }
+    }
+
+    /// Stops the writer and closes connections; later calls fail with `Closed`.
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(store) => store.close().await,
+        }
+    }
+}
+
+/// Unix milliseconds; the store keeps every time in this form.
+pub fn to_millis(time: SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(since) => i64::try_from(since.as_millis()).unwrap_or(i64::MAX),
+        Err(before) => -i64::try_from(before.duration().as_millis()).unwrap_or(i64::MAX),
+    }
+}
+
+/// The inverse of [`to_millis`].
+pub fn from_millis(millis: i64) -> SystemTime {
+    if millis >= 0 {
+        UNIX_EPOCH + Duration::from_millis(millis.unsigned_abs())
+    } else {
+        UNIX_EPOCH - Duration::from_millis(millis.unsigned_abs())
+    }
+}

@@ -1,0 +1,344 @@
+//! The delivery worker: claim a due job, parse and transform it, send it to Vendasta,
+//! record what happened.
+//!
+//! Parsing and mapping run here, not at ingest, so a payload the bridge cannot use is
+//! parked as `dead` with its reason (and can be replayed after a fix) instead of being
+//! refused to the provider. Shutdown is checked only between jobs: a delivery that has
+//! started runs to completion. Every log line names ids, never an email or a phone.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
+
+use tokio::{
+    sync::{Notify, Semaphore},
+    task::JoinSet,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::retry::{Next, RetryPolicy};
+use crate::{
+    config::Config,
+    health::Health,
+    sources::{Registry, StoredEvent},
+    store::{Finish, Job, Store},
+    transform,
+    vendasta::{self, Outcome},
+};
+
+/// How long a worker waits before trying the store again after it failed.
+const STORE_BACKOFF: Duration = Duration::from_secs(1);
+
+/// What one turn of the worker did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tick {
+    /// A job was claimed and handled.
+    Worked,
+    /// Nothing was due.
+    Idle,
+}
+
+/// Delivers jobs with at most `concurrency` requests in flight. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    routes: Registry,
+    client: vendasta::Client,
+    policy: RetryPolicy,
+    lease: Duration,
+    poll: Duration,
+    concurrency: usize,
+    /// Ingest pokes this after each commit so new work starts at once.
+    wake: Arc<Notify>,
+    health: Health,
+}
+
+impl Worker {
+    pub fn new(
+        config: &Config,
+        store: Store,
+        routes: Registry,
+        client: vendasta::Client,
+        wake: Arc<Notify>,
+        health: Health,
+    ) -> Self {
+        let policy = RetryPolicy {
+            schedule: config
+                .delivery
+                .retry_schedule_seconds
+                .iter()
+                .map(|s| Duration::from_secs(*s))
+                .collect(),
+            max_age: config.delivery.max_age(),
+        };
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                routes,
+                client,
+                policy,
+                lease: config.delivery.lease(),
+                poll: config.delivery.poll_interval(),
+                concurrency: config.vendasta.concurrency,
+                wake,
+                health,
+            }),
+        }
+    }
+
+    /// Runs until `shutdown` is cancelled, then waits for the deliveries in flight.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let permits = Arc::new(Semaphore::new(self.inner.concurrency));
+        let mut in_flight = JoinSet::new();
+        // Bounds every wait so the heartbeat stays fresh even when all permits are busy.
+        let beat = self.inner.poll.min(Duration::from_secs(1));
+        loop {
+            self.inner.health.beat();
+            while in_flight.try_join_next().is_some() {}
+            if shutdown.is_cancelled() {
+                break;
+            }
+            let permit = tokio::select! {
+                permit = Arc::clone(&permits).acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+                () = tokio::time::sleep(beat) => continue,
+                () = shutdown.cancelled() => break,
+            };
+            match self.inner.store.claim(SystemTime::now(), self.inner.lease).await {
+                Ok(Some(job)) => {
+                    let worker = self.clone();
+                    in_flight.spawn(async move {
+                        worker.deliver(job).await;
+                        drop(permit);
+                    });
+                }
+                Ok(None) => {
+                    drop(permit);
+                    tokio::select! {
+                        () = self.inner.wake.notified() => {}
+                        () = tokio::time::sleep(self.inner.poll) => {}
+                        () = shutdown.cancelled() => {}
+                    }
+                }
+                Err(error) => {
+                    drop(permit);
+                    tracing::warn!(error = %error, "Failed to claim a job; will try again.");
+                    tokio::select! {
+                        () = tokio::time::sleep(STORE_BACKOFF) => {}
+                        () = shutdown.cancelled() => {}
+                    }
+                }
+            }
+        }
+        let unfinished = in_flight.len();
+        if unfinished > 0 {
+            tracing::info!(in_flight = unfinished, "Waiting for deliveries in flight to finish.");
+        }
+        while in_flight.join_next().await.is_some() {
+            self.inner.health.beat();
+        }
+        tracing::info!("Delivery worker stopped.");
+    }
+
+    /// Claims and delivers one job inline (for tests and tools that drive the worker).
+    pub async fn run_once(&self) -> Tick {
+        match self.inner.store.claim(SystemTime::now(), self.inner.lease).await {
+            Ok(Some(job)) => {
+                self.deliver(job).await;
+                Tick::Worked
+            }
+            Ok(None) => Tick::Idle,
+            Err(error) => {
+                tracing::warn!(error = %error, "Failed to claim a job.");
+                Tick::Idle
+            }
+        }
+    }
+
+    /// Handles one claimed job from start to recorded end.
+    async fn deliver(&self, job: Job) {
+        let started = Instant::now();
+        let (finish, attempted) = self.attempt(&job).await;
+        let outcome = match &finish {
+            Finish::Done { outcome, .. } | Finish::Dead { outcome, .. } => *outcome,
+            Finish::Retry { .. } => "retry",
+            Finish::Unlink { .. } => "unlinked",
+        };
+        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let contact_id = job.contact_id.as_deref().unwrap_or("");
+        match &finish {
+            Finish::Done { link, .. } => tracing::info!(
+                route = %job.route, job_id = %job.id, source_contact_id = contact_id,
+                customer_id = link.as_deref().unwrap_or(""), attempt = job.attempts,
+                outcome, upstream_called = attempted, latency_ms, "Delivery finished."
+            ),
+            Finish::Retry { at, error } => tracing::warn!(
+                route = %job.route, job_id = %job.id, source_contact_id = contact_id,
+                attempt = job.attempts, outcome, error = %error,
+                retry_in_seconds = at.duration_since(SystemTime::now()).unwrap_or_default().as_secs_f64(),
+                latency_ms, "Delivery failed; will retry."
+            ),
+            Finish::Unlink { error } => tracing::warn!(
+                route = %job.route, job_id = %job.id, source_contact_id = contact_id,
+                attempt = job.attempts, outcome, error = %error, latency_ms,
+                "Linked customer is gone upstream; will create it again."
+            ),
+            Finish::Dead { reason, .. } => tracing::error!(
+                route = %job.route, job_id = %job.id, source_contact_id = contact_id,
+                attempt = job.attempts, outcome, reason = %reason, latency_ms,
+                "Delivery parked as dead; fix the cause and replay the job."
+            ),
+        }
+        match self.inner.store.finish(&job, finish, SystemTime::now()).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                route = %job.route, job_id = %job.id,
+                "The job's lease ran out before its delivery finished; another claim owns it now."
+            ),
+            Err(error) => tracing::error!(
+                route = %job.route, job_id = %job.id, error = %error,
+                "Failed to record a delivery; the job will be retried when its lease runs out."
+            ),
+        }
+        // Finishing may unblock a later job of the same contact.
+        self.inner.wake.notify_one();
+    }
+
+    /// Decides how a job ends; the bool says whether Vendasta was called.
+    async fn attempt(&self, job: &Job) -> (Finish, bool) {
+        let now = SystemTime::now();
+        let Some(route) = self.inner.routes.get(&job.route) else {
+            return (
+                dead("no_route", format!(
+                    "route `{}` is no longer configured: restore it in [[routes]] and replay the job",
+                    job.route
+                )),
+                false,
+            );
+        };
+        let link = match &job.contact_id {
+            Some(contact_id) => match self.inner.store.contact(&job.route, contact_id).await {
+                Ok(link) => link,
+                Err(error) => return (self.retry(job, format!("cannot read the contact link: {error}"), None, now), false),
+            },
+            None => Default::default(),
+        };
+        if let (Some(this), Some(applied)) = (job.contact_updated_at, link.applied_updated_at)
+            && this < applied
+        {
+            return (
+                Finish::Done {
+                    outcome: "stale",
+                    link: None,
+                    applied: false,
+                    note: Some("a newer version of this contact was already delivered".into()),
+                },
+                false,
+            );
+        }
+        let event = StoredEvent {
+            topic: &job.topic,
+            meta: &job.meta,
+            body: &job.payload,
+        };
+        let parsed = match route.source.parse(&event) {
+            Ok(parsed) => parsed,
+            Err(error) => return (dead("unparseable", error.to_string()), false),
+        };
+        let Some(location) = route.config.location_for(parsed.tenant.as_deref()) else {
+            let shop = parsed.tenant.as_deref().unwrap_or("(none)");
+            return (
+                dead("no_location", format!(
+                    "no business location for shop `{shop}` on route `{}`: add it to routes.shop_locations or set routes.business_location, then replay the job",
+                    job.route
+                )),
+                false,
+            );
+        };
+        let customer = match transform::to_customer(&parsed.contact, &route.config.tags) {
+            Ok(customer) => customer,
+            Err(error) => return (dead(error.code(), error.to_string()), false),
+        };
+        if customer.dropped_phones > 0 {
+            tracing::info!(
+                route = %job.route, job_id = %job.id, dropped_phones = customer.dropped_phones,
+                "Left out phone numbers that are not valid E.164 numbers."
+            );
+        }
+        let outcome = match &link.customer_id {
+            Some(id) => self.inner.client.update(location, id, &customer.attributes).await,
+            None => self.inner.client.create(location, &customer.attributes).await,
+        };
+        let finish = match outcome {
+            Outcome::Created { customer_id } => Finish::Done {
+                outcome: "created",
+                link: Some(customer_id),
+                applied: true,
+                note: None,
+            },
+            Outcome::Updated => Finish::Done {
+                outcome: "updated",
+                link: link.customer_id.clone(),
+                applied: true,
+                note: None,
+            },
+            Outcome::Conflict { existing_id } => {
+                tracing::warn!(
+                    route = %job.route, job_id = %job.id,
+                    source_contact_id = job.contact_id.as_deref().unwrap_or(""),
+                    conflicting_customer_id = %existing_id,
+                    "Vendasta already has this customer; linked to the existing one."
+                );
+                match link.customer_id.clone() {
+                    // A create that conflicts: the existing customer is this contact.
+                    None => Finish::Done {
+                        outcome: "conflict",
+                        link: Some(existing_id),
+                        applied: true,
+                        note: None,
+                    },
+                    // An update whose email or phone belongs to another customer: keep our
+                    // link, acknowledge, and say which customer holds the value.
+                    Some(ours) => Finish::Done {
+                        outcome: "conflict",
+                        link: Some(ours),
+                        applied: true,
+                        note: Some(format!(
+                            "the update's email or phone already belongs to customer {existing_id}"
+                        )),
+                    },
+                }
+            }
+            Outcome::NotFound => Finish::Unlink {
+                error: "vendasta answered 404 for the linked customer".into(),
+            },
+            Outcome::Retry { reason, retry_after } => self.retry(job, reason, retry_after, now),
+            Outcome::Reject { reason } => dead("rejected", reason),
+        };
+        (finish, true)
+    }
+
+    fn retry(&self, job: &Job, reason: String, retry_after: Option<Duration>, now: SystemTime) -> Finish {
+        let jitter = fastrand::f64() * 2.0 - 1.0;
+        match self
+            .inner
+            .policy
+            .next(job.attempts, retry_after, job.created_at, now, jitter)
+        {
+            Next::RetryAt(at) => Finish::Retry { at, error: reason },
+            Next::GiveUp { reason: why } => dead("gave_up", format!("{why}; last error: {reason}")),
+        }
+    }
+}
+
+fn dead(outcome: &'static str, reason: String) -> Finish {
+    Finish::Dead { outcome, reason }
+}

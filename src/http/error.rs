@@ -1,0 +1,86 @@
+//! The one place where an ingest failure becomes a status code and a JSON body.
+//!
+//! Bodies are `{"error": <bounded code>, "message": <what is wrong and what to do>}`.
+//! Store failures never echo internals: the provider only needs to know to retry.
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header::RETRY_AFTER},
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+
+use crate::{sources::SignatureError, store::StoreError};
+
+/// Seconds a provider is asked to wait after a 503.
+const RETRY_AFTER_SECONDS: &str = "5";
+
+/// Why a webhook was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Return `404 Not Found`.
+    #[error("no route named `{0}` is configured: check the webhook URL against [[routes]] name")]
+    UnknownRoute(String),
+    /// Return `413 Payload Too Large`.
+    #[error("the body is larger than server.max_body_bytes ({limit} bytes)")]
+    TooLarge { limit: usize },
+    /// Return `400 Bad Request`: the body could not be read at all.
+    #[error("the request body could not be read")]
+    UnreadableBody,
+    /// Return `401 Unauthorized`; nothing is stored.
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    /// Return `503 Service Unavailable` with `Retry-After`; the provider retries.
+    #[error("the store could not commit the webhook: {0}")]
+    Store(#[from] StoreError),
+    /// Return `503 Service Unavailable` with `Retry-After`.
+    #[error("the store did not commit the webhook in time")]
+    StoreTimeout,
+}
+
+impl IngestError {
+    /// Bounded code for the response body, logs and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            IngestError::UnknownRoute(_) => "unknown_route",
+            IngestError::TooLarge { .. } => "too_large",
+            IngestError::UnreadableBody => "unreadable_body",
+            IngestError::Signature(_) => "bad_signature",
+            IngestError::Store(_) | IngestError::StoreTimeout => "store_unavailable",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            IngestError::UnknownRoute(_) => StatusCode::NOT_FOUND,
+            IngestError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            IngestError::UnreadableBody => StatusCode::BAD_REQUEST,
+            IngestError::Signature(_) => StatusCode::UNAUTHORIZED,
+            IngestError::Store(_) | IngestError::StoreTimeout => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl IntoResponse for IngestError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = match &self {
+            IngestError::Store(_) | IngestError::StoreTimeout => {
+                "the webhook was not stored; retry later".to_string()
+            }
+            IngestError::Signature(error) => error.to_string(),
+            other => other.to_string(),
+        };
+        let code = match &self {
+            IngestError::Signature(error) => error.code(),
+            other => other.code(),
+        };
+        let mut response = (status, Json(json!({ "error": code, "message": message }))).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        }
+        response
+    }
+}

@@ -1,0 +1,483 @@
+//! The embedded SQLite backend (one replica).
+//!
+//! Durability: WAL with `synchronous = FULL`, so a commit returns only after its fsync.
+//! To keep that from capping ingest at one fsync per webhook, all inserts go through one
+//! writer task fed by a channel: webhooks that arrive while a commit is under way wait in
+//! the channel and are written together in the next transaction (group commit), and each
+//! is answered only when the commit that carries it has returned. Claims and job updates
+//! use the pool directly; SQLite serialises them with the writer through its own lock.
+
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    str::FromStr,
+    time::{Duration, SystemTime},
+};
+
+use bytes::Bytes;
+use sqlx::{
+    Row, Sqlite, Transaction,
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+        SqliteSynchronous,
+    },
+};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    ContactLink, Enqueued, Finish, Job, JobId, JobState, NewJob, StateCounts, StoreError,
+    from_millis, to_millis,
+};
+
+/// Most webhooks written in one transaction; bounds the time one commit can take.
+const MAX_BATCH: usize = 512;
+/// Webhooks waiting for the writer; beyond this, ingest waits (back-pressure).
+const QUEUE_DEPTH: usize = 4096;
+/// How long a statement waits for SQLite's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+type Reply = oneshot::Sender<Result<Enqueued, StoreError>>;
+
+/// A SQLite-backed store; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    writer: mpsc::Sender<(NewJob, Reply)>,
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let open_error = |reason: String| StoreError::Open {
+            url: url.to_string(),
+            reason,
+        };
+        create_parent_dir(url).map_err(open_error)?;
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| open_error(format!("{e}; use sqlite://PATH, e.g. sqlite://data/bridge.db")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| open_error(e.to_string()))?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Migrate(e.to_string()))?;
+        let (writer, requests) = mpsc::channel(QUEUE_DEPTH);
+        tokio::spawn(write_loop(pool.clone(), requests));
+        Ok(Self { pool, writer })
+    }
+
+    pub async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send((job, reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    pub async fn claim(&self, now: SystemTime, lease: Duration) -> Result<Option<Job>, StoreError> {
+        let now_ms = to_millis(now);
+        // One statement, so SQLite's write lock makes the check-and-claim atomic. A job is
+        // claimable when it is due (or its lease ran out) and no other job of the same
+        // contact is leased or older and unfinished: one job per contact, in order.
+        let row = sqlx::query(
+            r#"
+            UPDATE jobs
+               SET state = 'in_flight', lease_until = ?1, attempts = attempts + 1, updated_at = ?2
+             WHERE id = (
+                SELECT j.id FROM jobs j
+                 WHERE ((j.state = 'pending' AND j.next_attempt_at <= ?2)
+                     OR (j.state = 'in_flight' AND j.lease_until <= ?2))
+                   AND (j.contact_id IS NULL OR NOT EXISTS (
+                        SELECT 1 FROM jobs o
+                         WHERE o.route = j.route AND o.contact_id = j.contact_id AND o.id <> j.id
+                           AND ((o.state = 'in_flight' AND o.lease_until > ?2)
+                             OR (o.id < j.id AND o.state IN ('pending', 'in_flight')))))
+                 ORDER BY j.next_attempt_at, j.id
+                 LIMIT 1)
+            RETURNING *
+            "#,
+        )
+        .bind(to_millis(now + lease))
+        .bind(now_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    pub async fn finish(&self, job: &Job, finish: Finish, now: SystemTime) -> Result<bool, StoreError> {
+        let now_ms = to_millis(now);
+        // Every ending is one fenced update: it applies only to the claim this worker holds
+        // (id, attempts) while the job is still in flight.
+        let (state, outcome, customer_id, error, next_attempt_at) = match &finish {
+            Finish::Done { outcome, link, note, .. } => ("done", *outcome, link.as_deref(), note.as_deref(), None),
+            Finish::Retry { at, error } => ("pending", "retry", None, Some(error.as_str()), Some(to_millis(*at))),
+            Finish::Unlink { error } => ("pending", "unlinked", None, Some(error.as_str()), Some(now_ms)),
+            Finish::Dead { outcome, reason } => ("dead", *outcome, None, Some(reason.as_str()), None),
+        };
+        let mut tx = self.pool.begin().await?;
+        let affected = sqlx::query(
+            r#"UPDATE jobs
+                  SET state = ?1, outcome = ?2, customer_id = COALESCE(?3, customer_id), last_error = ?4,
+                      next_attempt_at = COALESCE(?5, next_attempt_at), lease_until = NULL, updated_at = ?6
+                WHERE id = ?7 AND attempts = ?8 AND state = 'in_flight'"#,
+        )
+        .bind(state)
+        .bind(outcome)
+        .bind(customer_id)
+        .bind(error)
+        .bind(next_attempt_at)
+        .bind(now_ms)
+        .bind(job.id.0)
+        .bind(i64::from(job.attempts))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if affected == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        if let Some(contact_id) = &job.contact_id {
+            match &finish {
+                Finish::Done { link, applied, .. } if link.is_some() || *applied => {
+                    let applied_at = if *applied { job.contact_updated_at } else { None };
+                    upsert_contact(&mut tx, &job.route, contact_id, link.as_deref(), applied_at, now_ms)
+                        .await?;
+                }
+                Finish::Unlink { .. } => {
+                    sqlx::query(
+                        r#"UPDATE contacts SET customer_id = NULL, updated_at = ?1
+                            WHERE route = ?2 AND contact_id = ?3"#,
+                    )
+                    .bind(now_ms)
+                    .bind(&job.route)
+                    .bind(contact_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                _ => {}
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn contact(&self, route: &str, contact_id: &str) -> Result<ContactLink, StoreError> {
+        let row = sqlx::query(
+            r#"SELECT customer_id, applied_updated_at FROM contacts WHERE route = ?1 AND contact_id = ?2"#,
+        )
+        .bind(route)
+        .bind(contact_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(row) => ContactLink {
+                customer_id: row.try_get("customer_id")?,
+                applied_updated_at: row.try_get("applied_updated_at")?,
+            },
+            None => ContactLink::default(),
+        })
+    }
+
+    pub async fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        let row = sqlx::query(r#"SELECT * FROM jobs WHERE id = ?1"#)
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    pub async fn job_by_delivery(&self, route: &str, delivery_id: &str) -> Result<Option<Job>, StoreError> {
+        let row = sqlx::query(r#"SELECT * FROM jobs WHERE route = ?1 AND delivery_id = ?2"#)
+            .bind(route)
+            .bind(delivery_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    pub async fn counts(&self) -> Result<StateCounts, StoreError> {
+        let rows = sqlx::query(r#"SELECT state, COUNT(*) AS n FROM jobs GROUP BY state"#)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut counts = StateCounts::default();
+        for row in rows {
+            let n = u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0);
+            match JobState::parse(row.try_get::<&str, _>("state")?)? {
+                JobState::Pending => counts.pending = n,
+                JobState::InFlight => counts.in_flight = n,
+                JobState::Done => counts.done = n,
+                JobState::Dead => counts.dead = n,
+            }
+        }
+        Ok(counts)
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+async fn upsert_contact(
+    tx: &mut Transaction<'_, Sqlite>,
+    route: &str,
+    contact_id: &str,
+    customer_id: Option<&str>,
+    applied_at: Option<i64>,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        r#"
+        INSERT INTO contacts (route, contact_id, customer_id, applied_updated_at, updated_at)
+        VALUES (?1, ?2, ?3, ?4, ?5)
+        ON CONFLICT (route, contact_id) DO UPDATE SET
+            customer_id = COALESCE(excluded.customer_id, contacts.customer_id),
+            applied_updated_at = CASE
+                WHEN excluded.applied_updated_at IS NULL THEN contacts.applied_updated_at
+                WHEN contacts.applied_updated_at IS NULL THEN excluded.applied_updated_at
+                ELSE MAX(contacts.applied_updated_at, excluded.applied_updated_at) END,
+            updated_at = excluded.updated_at
+        "#,
+    )
+    .bind(route)
+    .bind(contact_id)
+    .bind(customer_id)
+    .bind(applied_at)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The group-commit writer: drains whatever is waiting, writes it in one transaction,
+/// answers each request after the commit. Ends when every sender is gone.
+async fn write_loop(pool: SqlitePool, mut requests: mpsc::Receiver<(NewJob, Reply)>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while requests.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let jobs: Vec<&NewJob> = batch.iter().map(|(job, _)| job).collect();
+        match insert_batch(&pool, &jobs).await {
+            Ok(results) => {
+                for ((_, reply), result) in batch.drain(..).zip(results) {
+                    // A requester that gave up (timed out) no longer listens; its job is
+                    // stored all the same and a retry of it will be a duplicate.
+                    let _ignored = reply.send(Ok(result));
+                }
+            }
+            Err(error) => {
+                tracing::error!(error = %error, batch = batch.len(), "Failed to commit webhooks to the store; they were answered 503.");
+                for (_, reply) in batch.drain(..) {
+                    let _ignored = reply.send(Err(StoreError::Database(sqlx::Error::Protocol(
+                        format!("commit failed: {error}"),
+                    ))));
+                }
+            }
+        }
+    }
+}
+
+async fn insert_batch(pool: &SqlitePool, jobs: &[&NewJob]) -> Result<Vec<Enqueued>, StoreError> {
+    let now = to_millis(SystemTime::now());
+    let mut tx = pool.begin().await?;
+    let mut results = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let meta = serde_json::to_string(&job.meta)
+            .map_err(|e| StoreError::Corrupt(format!("cannot encode job meta: {e}")))?;
+        let inserted = sqlx::query(
+            r#"
+            INSERT INTO jobs (route, source, delivery_id, topic, contact_id, contact_updated_at,
+                              meta, payload, state, attempts, next_attempt_at, created_at, updated_at)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', 0, ?9, ?9, ?9)
+            ON CONFLICT (route, delivery_id) DO NOTHING
+            RETURNING id
+            "#,
+        )
+        .bind(&job.route)
+        .bind(&job.source)
+        .bind(&job.delivery_id)
+        .bind(&job.topic)
+        .bind(job.contact_id.as_deref())
+        .bind(job.contact_updated_at)
+        .bind(meta)
+        .bind(job.payload.as_ref())
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let result = match inserted {
+            Some(row) => Enqueued::Accepted(JobId(row.try_get("id")?)),
+            None => {
+                let existing: i64 = sqlx::query_scalar(
+                    r#"SELECT id FROM jobs WHERE route = ?1 AND delivery_id = ?2"#,
+                )
+                .bind(&job.route)
+                .bind(&job.delivery_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                Enqueued::Duplicate(JobId(existing))
+            }
+        };
+        results.push(result);
+    }
+    tx.commit().await?;
+    Ok(results)
+}
+
+fn job_from_row(row: &SqliteRow) -> Result<Job, StoreError> {
+    let meta: String = row.try_get("meta")?;
+    let meta: BTreeMap<String, String> = serde_json::from_str(&meta)
+        .map_err(|e| StoreError::Corrupt(format!("job meta is not a JSON object: {e}")))?;
+    let payload: Vec<u8> = row.try_get("payload")?;
+    let attempts: i64 = row.try_get("attempts")?;
+    Ok(Job {
+        id: JobId(row.try_get("id")?),
+        route: row.try_get("route")?,
+        source: row.try_get("source")?,
+        delivery_id: row.try_get("delivery_id")?,
+        topic: row.try_get("topic")?,
+        contact_id: row.try_get("contact_id")?,
+        contact_updated_at: row.try_get("contact_updated_at")?,
+        meta,
+        payload: Bytes::from(payload),
+        state: JobState::parse(row.try_get("state")?)?,
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        next_attempt_at: from_millis(row.try_get("next_attempt_at")?),
+        outcome: row.try_get("outcome")?,
+        customer_id: row.try_get("customer_id")?,
+        last_error: row.try_get("last_error")?,
+        created_at: from_millis(row.try_get("created_at")?),
+    })
+}
+
+/// Creates the directory of a `sqlite://` file so a fresh container or checkout just works.
+fn create_parent_dir(url: &str) -> Result<(), String> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    match Path::new(path).parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create directory {}: {e}", dir.display())),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store() -> (SqliteStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/nested/q.db", dir.path().display());
+        (SqliteStore::open(&url).await.unwrap(), dir)
+    }
+
+    fn new_job(delivery: &str, contact: Option<&str>, updated: Option<i64>) -> NewJob {
+        NewJob {
+            route: "acme".into(),
+            source: "shopify".into(),
+            delivery_id: delivery.into(),
+            topic: "customers/create".into(),
+            contact_id: contact.map(str::to_string),
+            contact_updated_at: updated,
+            meta: BTreeMap::from([("shop_domain".into(), "a.myshopify.com".into())]),
+            payload: Bytes::from_static(b"{}"),
+        }
+    }
+
+    const LEASE: Duration = Duration::from_secs(60);
+
+    #[tokio::test]
+    async fn the_same_delivery_id_is_stored_once_even_within_one_batch() {
+        let (store, _dir) = store().await;
+        let (a, b) = tokio::join!(
+            store.enqueue(new_job("d1", Some("c1"), None)),
+            store.enqueue(new_job("d1", Some("c1"), None))
+        );
+        let mut results = [a.unwrap(), b.unwrap()];
+        results.sort_by_key(|r| matches!(r, Enqueued::Duplicate(_)));
+        let Enqueued::Accepted(id) = results[0] else { panic!("{results:?}") };
+        assert_eq!(results[1], Enqueued::Duplicate(id));
+        assert_eq!(store.counts().await.unwrap().pending, 1);
+    }
+
+    #[tokio::test]
+    async fn jobs_of_one_contact_are_claimed_one_at_a_time_in_order() {
+        let (store, _dir) = store().await;
+        for d in ["d1", "d2"] {
+            store.enqueue(new_job(d, Some("c1"), None)).await.unwrap();
+        }
+        store.enqueue(new_job("d3", Some("c2"), None)).await.unwrap();
+        let now = SystemTime::now();
+        let first = store.claim(now, LEASE).await.unwrap().unwrap();
+        let second = store.claim(now, LEASE).await.unwrap().unwrap();
+        assert_eq!((first.delivery_id.as_str(), second.delivery_id.as_str()), ("d1", "d3"));
+        assert!(store.claim(now, LEASE).await.unwrap().is_none(), "d2 must wait for d1");
+        let done = Finish::Done { outcome: "created", link: Some("AG-1:CUSTOMER-1".into()), applied: true, note: None };
+        assert!(store.finish(&first, done, now).await.unwrap());
+        let third = store.claim(now, LEASE).await.unwrap().unwrap();
+        assert_eq!(third.delivery_id, "d2");
+        assert_eq!(
+            store.contact("acme", "c1").await.unwrap().customer_id.as_deref(),
+            Some("AG-1:CUSTOMER-1")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_expired_lease_makes_a_job_claimable_and_fences_the_old_claim() {
+        let (store, _dir) = store().await;
+        store.enqueue(new_job("d1", Some("c1"), None)).await.unwrap();
+        let now = SystemTime::now();
+        let first = store.claim(now, Duration::from_secs(1)).await.unwrap().unwrap();
+        assert!(store.claim(now, LEASE).await.unwrap().is_none());
+        let later = now + Duration::from_secs(2);
+        let second = store.claim(later, LEASE).await.unwrap().unwrap();
+        assert_eq!((second.id, second.attempts), (first.id, 2));
+        let dead = Finish::Dead { outcome: "rejected", reason: "x".into() };
+        assert!(!store.finish(&first, dead.clone(), later).await.unwrap(), "stale claim must not write");
+        assert!(store.finish(&second, dead, later).await.unwrap());
+        assert_eq!(store.job(first.id).await.unwrap().unwrap().state, JobState::Dead);
+    }
+
+    #[tokio::test]
+    async fn retries_wait_until_due_and_applied_times_only_move_forward() {
+        let (store, _dir) = store().await;
+        store.enqueue(new_job("d1", Some("c1"), Some(2_000))).await.unwrap();
+        store.enqueue(new_job("d2", Some("c1"), Some(1_000))).await.unwrap();
+        let now = SystemTime::now();
+        let job = store.claim(now, LEASE).await.unwrap().unwrap();
+        let at = now + Duration::from_secs(30);
+        let retry = Finish::Retry { at, error: "vendasta answered 503".into() };
+        assert!(store.finish(&job, retry, now).await.unwrap());
+        assert!(store.claim(now, LEASE).await.unwrap().is_none(), "not due, and d2 waits behind d1");
+        let job = store.claim(at, LEASE).await.unwrap().unwrap();
+        assert_eq!(job.attempts, 2);
+        let done = |applied| Finish::Done { outcome: "updated", link: None, applied, note: None };
+        store.finish(&job, done(true), at).await.unwrap();
+        let older = store.claim(at, LEASE).await.unwrap().unwrap();
+        store.finish(&older, done(true), at).await.unwrap();
+        assert_eq!(store.contact("acme", "c1").await.unwrap().applied_updated_at, Some(2_000));
+    }
+
+    #[tokio::test]
+    async fn a_closed_store_refuses_writes() {
+        let (store, _dir) = store().await;
+        store.close().await;
+        assert!(store.enqueue(new_job("d1", None, None)).await.is_err());
+        assert!(store.ping().await.is_err());
+    }
+}
