@@ -111,6 +111,9 @@ impl App {
     /// Serves and delivers until `shutdown` is cancelled, then drains and returns.
     pub async fn run(self, listeners: Listeners, shutdown: CancellationToken) -> anyhow::Result<()> {
         let drain_budget = self.config.server.shutdown_timeout();
+        // The bound addresses, not the configured ones: with port 0 only these say where to connect.
+        let ingest_addr = listeners.ingest_addr()?;
+        let admin_addr = listeners.admin_addr()?;
         let admin_stop = CancellationToken::new();
         let admin = tokio::spawn(
             axum::serve(
@@ -131,8 +134,8 @@ impl App {
         let worker = tokio::spawn(self.worker.clone().run(shutdown.clone()));
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
-            ingest = %self.config.server.listen_address,
-            admin = %self.config.admin.listen_address,
+            ingest = %ingest_addr,
+            admin = %admin_addr,
             routes = self.config.routes.len(),
             "Bridge started."
         );

@@ -304,7 +304,9 @@ impl Config {
         if self.server.max_body_bytes == 0 {
             problems.push("server.max_body_bytes is 0: set it to the largest body to accept, e.g. 1048576".into());
         }
-        if self.server.listen_address == self.admin.listen_address {
+        if self.server.listen_address == self.admin.listen_address
+            && self.server.listen_address.port() != 0
+        {
             problems.push(format!(
                 "server.listen_address and admin.listen_address are both {}: give the admin listener its own port",
                 self.server.listen_address

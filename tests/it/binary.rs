@@ -1,0 +1,292 @@
+//! The built binary, run as the container runs it: exit codes, crash recovery, and a
+//! graceful SIGTERM.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+use vendasta_bridge::store::{JobState, Store};
+use wiremock::{Mock, MockServer, matchers::method};
+
+use crate::helpers::{SECRET, created, customer, eventually, shopify_headers, sign};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vendasta-bridge");
+
+/// A running `vendasta-bridge serve`.
+struct Bridge {
+    child: Child,
+    ingest: String,
+    admin: String,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Bridge {
+    /// Starts the binary and waits for its "Bridge started." line to learn its ports.
+    fn start(config: &Path) -> Bridge {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(config)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("binary starts");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().expect("stdout");
+        let sink = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let started = lines.lock().unwrap().iter().find_map(|line| {
+                let json: Value = serde_json::from_str(line).ok()?;
+                (json["message"] == "Bridge started.").then(|| {
+                    (
+                        format!("http://{}", json["ingest"].as_str().unwrap()),
+                        format!("http://{}", json["admin"].as_str().unwrap()),
+                    )
+                })
+            });
+            if let Some((ingest, admin)) = started {
+                return Bridge { child, ingest, admin, lines };
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut stderr = String::new();
+                std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+                panic!("the bridge exited with {status} before starting: {stderr}");
+            }
+            assert!(Instant::now() < deadline, "the bridge did not start: {:?}", lines.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "the bridge did not exit within {within:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_config(dir: &Path, customers_url: &str, extra: &str) -> std::path::PathBuf {
+    let path = dir.join("bridge.toml");
+    let text = format!(
+        r#"
+        [server]
+        listen_address = "127.0.0.1:0"
+        shutdown_timeout_seconds = 20
+        [admin]
+        listen_address = "127.0.0.1:0"
+        [store]
+        url = "sqlite://{}/data/bridge.db"
+        [vendasta]
+        customers_url = "{customers_url}"
+        token = "binary-test-token"
+        request_timeout_seconds = 5
+        [delivery]
+        retry_schedule_seconds = [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
+        lease_seconds = 6
+        poll_interval_milliseconds = 50
+        {extra}
+        [[routes]]
+        name = "acme"
+        source = "shopify"
+        secrets = ["{SECRET}"]
+        business_location = "AG-123"
+        "#,
+        dir.display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn post(client: &reqwest::Client, bridge: &Bridge, id: &str, body: &[u8]) -> reqwest::Response {
+    let mut request = client.post(format!("{}/webhooks/acme", bridge.ingest)).body(body.to_vec());
+    for (name, value) in shopify_headers("customers/create", id, Some(&sign(SECRET, body))) {
+        request = request.header(name, value);
+    }
+    request.send().await.expect("posted")
+}
+
+#[test]
+fn a_config_with_three_mistakes_prints_all_three_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        r#"
+        [vendasta]
+        customers_url = "prod.apigateway.co/business/customers"
+        token = "t"
+        concurency = 4
+        [[routes]]
+        name = "acme"
+        source = "shopify"
+        secrets = ["${UNSET_WEBHOOK_SECRET_FOR_TEST}"]
+        business_location = "AG-1"
+        "#,
+    )
+    .unwrap();
+
+    for command in ["serve", "check-config"] {
+        let output = Command::new(BIN)
+            .args([command, "--config"])
+            .arg(&path)
+            .env_remove("UNSET_WEBHOOK_SECRET_FOR_TEST")
+            .output()
+            .unwrap();
+
+        assert_eq!(output.status.code(), Some(2), "{command}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("3 problems"), "{command}: {stderr}");
+        assert!(stderr.contains("vendasta.customers_url") && stderr.contains("https://"), "{stderr}");
+        assert!(stderr.contains("unknown key `vendasta.concurency`"), "{stderr}");
+        assert!(stderr.contains("UNSET_WEBHOOK_SECRET_FOR_TEST is not set") && stderr.contains("routes[0].secrets[0]"), "{stderr}");
+    }
+}
+
+#[test]
+fn check_config_prints_the_effective_config_with_secrets_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "https://prod.apigateway.co/business/customers", "");
+
+    let output = Command::new(BIN).args(["check-config", "--config"]).arg(&path).output().unwrap();
+
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("customers_url = \"https://prod.apigateway.co/business/customers\""), "{stdout}");
+    assert!(stdout.contains("[redacted]"));
+    assert!(!stdout.contains(SECRET) && !stdout.contains("binary-test-token"), "{stdout}");
+    let usage = Command::new(BIN).arg("serve").arg("--bogus").output().unwrap();
+    assert_eq!(usage.status.code(), Some(2), "a usage error exits 2");
+}
+
+#[tokio::test]
+async fn webhooks_acked_while_vendasta_is_down_survive_sigkill_and_are_delivered_after_restart() {
+    // Arrange: Vendasta is a closed port.
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down = format!("http://{}/business/customers", closed.local_addr().unwrap());
+    drop(closed);
+    let config = write_config(dir.path(), &down, "");
+    let client = reqwest::Client::new();
+    let mut bridge = Bridge::start(&config);
+
+    // Act: ack 20 webhooks, then kill -9.
+    let mut acked = Vec::new();
+    for n in 0..20u64 {
+        let body = customer(8_000_000_000_000_000 + n, &format!("c{n}@example.com"), "2026-01-01T00:00:00Z");
+        let response = post(&client, &bridge, &format!("wh-kill-{n}"), &body).await;
+        assert_eq!(response.status(), 200);
+        acked.push(format!("wh-kill-{n}"));
+    }
+    bridge.signal("KILL");
+    bridge.wait_exit(Duration::from_secs(5));
+
+    // Restart against a working Vendasta.
+    let vendasta = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(created("AG-123:CUSTOMER-1")).mount(&vendasta).await;
+    let config = write_config(dir.path(), &format!("{}/business/customers", vendasta.uri()), "");
+    let mut bridge = Bridge::start(&config);
+
+    // Assert: every acked webhook reaches Vendasta, each contact exactly once.
+    let delivered = eventually(Duration::from_secs(30), || async {
+        let requests = vendasta.received_requests().await.unwrap_or_default();
+        (requests.len() >= acked.len()).then_some(requests)
+    })
+    .await
+    .expect("every acked webhook is delivered");
+    let mut contacts: Vec<String> = delivered
+        .iter()
+        .map(|r| {
+            let body: Value = serde_json::from_slice(&r.body).unwrap();
+            body["data"]["attributes"]["emailAddresses"][0].as_str().unwrap().to_string()
+        })
+        .collect();
+    contacts.sort();
+    contacts.dedup();
+    assert_eq!(contacts.len(), acked.len());
+    bridge.signal("TERM");
+    assert_eq!(bridge.wait_exit(Duration::from_secs(20)), Some(0));
+    let requests = vendasta.received_requests().await.unwrap_or_default();
+    assert_eq!(requests.len(), acked.len(), "no contact was created twice");
+    let store = Store::open(&format!("sqlite://{}/data/bridge.db", dir.path().display())).await.unwrap();
+    for id in &acked {
+        let job = store.job_by_delivery("acme", id).await.unwrap().expect("stored");
+        assert_eq!(job.state, JobState::Done, "{id}");
+    }
+}
+
+#[tokio::test]
+async fn sigterm_during_a_slow_delivery_lets_it_finish_and_exits_0() {
+    // Arrange: Vendasta answers after 2 s.
+    let dir = tempfile::tempdir().unwrap();
+    let vendasta = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(created("AG-123:CUSTOMER-SLOW").set_delay(Duration::from_secs(2)))
+        .expect(1)
+        .mount(&vendasta)
+        .await;
+    let config = write_config(dir.path(), &format!("{}/business/customers", vendasta.uri()), "");
+    let client = reqwest::Client::new();
+    let mut bridge = Bridge::start(&config);
+    let body = customer(31, "slow@example.com", "2026-01-01T00:00:00Z");
+    assert_eq!(post(&client, &bridge, "wh-slow", &body).await.status(), 200);
+    eventually(Duration::from_secs(10), || async {
+        let requests = vendasta.received_requests().await.unwrap_or_default();
+        (!requests.is_empty()).then_some(())
+    })
+    .await
+    .expect("the delivery is in flight");
+
+    // Act
+    bridge.signal("TERM");
+
+    // Assert: readiness turns 503 while draining, the delivery completes, exit 0.
+    let draining = eventually(Duration::from_secs(2), || async {
+        let response = client.get(format!("{}/readyz", bridge.admin)).send().await.ok()?;
+        (response.status() == 503).then_some(response)
+    })
+    .await
+    .expect("readyz answers 503 while draining");
+    let body: Value = draining.json().await.unwrap();
+    assert_eq!(body["checks"]["draining"]["ok"], false);
+    assert_eq!(bridge.wait_exit(Duration::from_secs(20)), Some(0));
+    let log = bridge.log();
+    assert!(log.iter().any(|l| l.contains("Delivery finished.") && l.contains("\"outcome\":\"created\"")), "{log:?}");
+    let store = Store::open(&format!("sqlite://{}/data/bridge.db", dir.path().display())).await.unwrap();
+    let job = store.job_by_delivery("acme", "wh-slow").await.unwrap().unwrap();
+    assert_eq!((job.state, job.customer_id.as_deref()), (JobState::Done, Some("AG-123:CUSTOMER-SLOW")));
+}

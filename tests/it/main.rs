@@ -1,0 +1,10 @@
+//! Integration tests: the real router over real HTTP on 127.0.0.1, a real mock Vendasta
+//! (wiremock) on port 0, and the built binary where process behaviour matters.
+
+#[path = "../support/schema.rs"]
+mod schema;
+
+mod binary;
+mod delivery;
+mod helpers;
+mod ingest;
