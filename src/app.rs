@@ -49,9 +49,9 @@ impl Listeners {
 }
 
 async fn bind(address: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(address)
-        .await
-        .with_context(|| format!("cannot listen on {key} = {address}: is another process using it?"))
+    TcpListener::bind(address).await.with_context(|| {
+        format!("cannot listen on {key} = {address}: is another process using it?")
+    })
 }
 
 /// Every long-lived component, built and ready to run.
@@ -109,7 +109,11 @@ impl App {
     }
 
     /// Serves and delivers until `shutdown` is cancelled, then drains and returns.
-    pub async fn run(self, listeners: Listeners, shutdown: CancellationToken) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        listeners: Listeners,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
         let drain_budget = self.config.server.shutdown_timeout();
         // The bound addresses, not the configured ones: with port 0 only these say where to connect.
         let ingest_addr = listeners.ingest_addr()?;
@@ -148,7 +152,10 @@ impl App {
         // From here on we are draining, whether asked to or because ingest failed.
         self.health.start_draining();
         shutdown.cancel();
-        tracing::info!(budget_seconds = drain_budget.as_secs(), "Shutting down: draining requests and deliveries.");
+        tracing::info!(
+            budget_seconds = drain_budget.as_secs(),
+            "Shutting down: draining requests and deliveries."
+        );
         let drained = tokio::time::timeout(drain_budget, async {
             let ingest_result = match early_exit {
                 Some(result) => result,

@@ -302,7 +302,10 @@ impl Config {
 
     fn validate(&self, problems: &mut Vec<String>) {
         if self.server.max_body_bytes == 0 {
-            problems.push("server.max_body_bytes is 0: set it to the largest body to accept, e.g. 1048576".into());
+            problems.push(
+                "server.max_body_bytes is 0: set it to the largest body to accept, e.g. 1048576"
+                    .into(),
+            );
         }
         if self.server.listen_address == self.admin.listen_address
             && self.server.listen_address.port() != 0
@@ -318,7 +321,11 @@ impl Config {
                 self.store.url
             ));
         }
-        check_http_url("vendasta.customers_url", &self.vendasta.customers_url, problems);
+        check_http_url(
+            "vendasta.customers_url",
+            &self.vendasta.customers_url,
+            problems,
+        );
         if self.vendasta.token.expose().trim().is_empty() {
             problems.push("vendasta.token is empty: set VENDASTA_TOKEN (or BRIDGE_VENDASTA__TOKEN) to your Vendasta API token".into());
         }
@@ -346,7 +353,9 @@ impl Config {
             ));
         }
         if self.delivery.poll_interval_milliseconds == 0 {
-            problems.push("delivery.poll_interval_milliseconds is 0: use at least 10, e.g. 1000".into());
+            problems.push(
+                "delivery.poll_interval_milliseconds is 0: use at least 10, e.g. 1000".into(),
+            );
         }
         if self.routes.is_empty() {
             problems.push("no routes are configured: add a [[routes]] table to the config file (see config/example.toml) or set BRIDGE_ROUTES__0__NAME, __SOURCE, __SECRETS and __BUSINESS_LOCATION".into());
@@ -404,7 +413,11 @@ impl RouteConfig {
             check_location(&format!("{key}.business_location"), location, problems);
         }
         for (shop, location) in &self.shop_locations {
-            check_location(&format!("{key}.shop_locations.\"{shop}\""), location, problems);
+            check_location(
+                &format!("{key}.shop_locations.\"{shop}\""),
+                location,
+                problems,
+            );
         }
         for (j, tag) in self.tags.iter().enumerate() {
             if tag.trim().is_empty() {
@@ -442,7 +455,9 @@ fn check_http_url(key: &str, value: &str, problems: &mut Vec<String>) {
 }
 
 fn url_parses(value: &str) -> bool {
-    value.parse::<http::Uri>().is_ok_and(|uri| uri.host().is_some())
+    value
+        .parse::<http::Uri>()
+        .is_ok_and(|uri| uri.host().is_some())
 }
 
 /// Overlays `overlay` onto `base`; tables merge key by key, anything else replaces.
@@ -460,7 +475,11 @@ fn merge(base: &mut Table, overlay: Table) {
 }
 
 /// Applies `BRIDGE_SECTION__KEY` (and `BRIDGE_ROUTES__N__KEY`) variables.
-fn apply_env_overrides(root: &mut Table, env: &BTreeMap<String, String>, problems: &mut Vec<String>) {
+fn apply_env_overrides(
+    root: &mut Table,
+    env: &BTreeMap<String, String>,
+    problems: &mut Vec<String>,
+) {
     for (name, raw) in env {
         let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
             continue;
@@ -530,7 +549,12 @@ fn set_path(table: &mut Table, path: &[String], value: Value) -> Result<(), Stri
 }
 
 /// Replaces `${VAR}` in every string, recording each missing variable with its key.
-fn expand_table(table: &mut Table, prefix: &str, env: &BTreeMap<String, String>, problems: &mut Vec<String>) {
+fn expand_table(
+    table: &mut Table,
+    prefix: &str,
+    env: &BTreeMap<String, String>,
+    problems: &mut Vec<String>,
+) {
     for (key, value) in table.iter_mut() {
         let path = if prefix.is_empty() {
             key.to_string()
@@ -541,7 +565,12 @@ fn expand_table(table: &mut Table, prefix: &str, env: &BTreeMap<String, String>,
     }
 }
 
-fn expand_value(value: &mut Value, path: &str, env: &BTreeMap<String, String>, problems: &mut Vec<String>) {
+fn expand_value(
+    value: &mut Value,
+    path: &str,
+    env: &BTreeMap<String, String>,
+    problems: &mut Vec<String>,
+) {
     match value {
         Value::String(text) => match expand_vars(text, env) {
             Ok(expanded) => *text = expanded,
@@ -636,8 +665,14 @@ fn deserialize_sections(mut root: Table, problems: &mut Vec<String>) -> Option<C
     })
 }
 
-fn section<T: DeserializeOwned>(root: &mut Table, name: &str, problems: &mut Vec<String>) -> Option<T> {
-    let value = root.remove(name).unwrap_or_else(|| Value::Table(Table::new()));
+fn section<T: DeserializeOwned>(
+    root: &mut Table,
+    name: &str,
+    problems: &mut Vec<String>,
+) -> Option<T> {
+    let value = root
+        .remove(name)
+        .unwrap_or_else(|| Value::Table(Table::new()));
     typed(value, name, problems)
 }
 
@@ -707,7 +742,10 @@ mod tests {
             ("BRIDGE_ROUTES__0__SOURCE", "shopify"),
             ("BRIDGE_ROUTES__0__SECRETS", "abc"),
             ("BRIDGE_ROUTES__0__BUSINESS_LOCATION", "AG-9"),
-            ("BRIDGE_ROUTES__0__SHOP_LOCATIONS", r#"{ "a.myshopify.com" = "AG-7" }"#),
+            (
+                "BRIDGE_ROUTES__0__SHOP_LOCATIONS",
+                r#"{ "a.myshopify.com" = "AG-7" }"#,
+            ),
             ("BRIDGE_CONFIG", "ignored.toml"),
         ]);
         let config = Config::from_sources(None, None, &vars).unwrap();
@@ -717,7 +755,10 @@ mod tests {
         assert_eq!(route.name, "shop");
         assert_eq!(route.secrets, vec![Secret::new("abc")]);
         assert_eq!(route.location_for(Some("A.myshopify.com")), Some("AG-7"));
-        assert_eq!(route.location_for(Some("other.myshopify.com")), Some("AG-9"));
+        assert_eq!(
+            route.location_for(Some("other.myshopify.com")),
+            Some("AG-9")
+        );
     }
 
     #[test]
@@ -738,20 +779,27 @@ mod tests {
             secrets = ["${MISSING_SECRET}"]
             business_location = "AG-2"
         "#;
-        let error = Config::from_sources(Some(file), None, &env(&[("VENDASTA_TOKEN", "t")]))
-            .unwrap_err();
+        let error =
+            Config::from_sources(Some(file), None, &env(&[("VENDASTA_TOKEN", "t")])).unwrap_err();
         let text = error.to_string();
         assert!(text.contains("server.listen_adress"), "{text}");
-        assert!(text.contains("vendasta.customers_url `not a url`"), "{text}");
+        assert!(
+            text.contains("vendasta.customers_url `not a url`"),
+            "{text}"
+        );
         assert!(text.contains("routes[0].secrets[0] is empty"), "{text}");
-        assert!(text.contains("routes[1].secrets[0] refers to ${MISSING_SECRET}"), "{text}");
+        assert!(
+            text.contains("routes[1].secrets[0] refers to ${MISSING_SECRET}"),
+            "{text}"
+        );
         assert_eq!(error.problems.len(), 4, "{text}");
     }
 
     #[test]
     fn a_missing_token_variable_names_the_key_and_the_variable() {
-        let error = Config::from_sources(Some(ROUTE), None, &env(&[("SHOPIFY_WEBHOOK_SECRET", "s")]))
-            .unwrap_err();
+        let error =
+            Config::from_sources(Some(ROUTE), None, &env(&[("SHOPIFY_WEBHOOK_SECRET", "s")]))
+                .unwrap_err();
         assert_eq!(error.problems.len(), 1);
         assert!(error.problems[0].contains("vendasta.token"));
         assert!(error.problems[0].contains("VENDASTA_TOKEN is not set"));
@@ -767,11 +815,14 @@ mod tests {
             source = "square-ish"
             business_location = "AG-1"
         "#;
-        let error = Config::from_sources(Some(file), None, &env(&[("VENDASTA_TOKEN", "t")]))
-            .unwrap_err();
+        let error =
+            Config::from_sources(Some(file), None, &env(&[("VENDASTA_TOKEN", "t")])).unwrap_err();
         let text = error.to_string();
         assert!(text.contains("vendasta.concurrency"), "{text}");
-        assert!(text.contains("routes[0]: missing field `secrets`"), "{text}");
+        assert!(
+            text.contains("routes[0]: missing field `secrets`"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -783,10 +834,16 @@ mod tests {
 
     #[test]
     fn redacted_output_hides_secrets() {
-        let vars = env(&[("VENDASTA_TOKEN", "tok-abc"), ("SHOPIFY_WEBHOOK_SECRET", "s3cr3t")]);
+        let vars = env(&[
+            ("VENDASTA_TOKEN", "tok-abc"),
+            ("SHOPIFY_WEBHOOK_SECRET", "s3cr3t"),
+        ]);
         let config = Config::from_sources(Some(ROUTE), None, &vars).unwrap();
         let text = config.to_redacted_toml();
-        assert!(!text.contains("tok-abc") && !text.contains("s3cr3t"), "{text}");
+        assert!(
+            !text.contains("tok-abc") && !text.contains("s3cr3t"),
+            "{text}"
+        );
         assert!(text.contains("[redacted]"));
         assert!(format!("{config:?}").contains("[redacted]"));
     }

@@ -36,7 +36,12 @@ enum Command {
 #[derive(Debug, clap::Args)]
 struct ConfigArg {
     /// TOML file layered over the compiled-in defaults (see config/default.toml).
-    #[arg(long = "config", short = 'c', env = "BRIDGE_CONFIG", value_name = "FILE")]
+    #[arg(
+        long = "config",
+        short = 'c',
+        env = "BRIDGE_CONFIG",
+        value_name = "FILE"
+    )]
     path: Option<PathBuf>,
 }
 
@@ -71,7 +76,10 @@ fn main() -> ExitCode {
             match serve(config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
-                    tracing::error!(error = format!("{error:#}"), "The bridge stopped with an error.");
+                    tracing::error!(
+                        error = format!("{error:#}"),
+                        "The bridge stopped with an error."
+                    );
                     eprintln!("vendasta-bridge: {error:#}");
                     ExitCode::from(EXIT_RUNTIME)
                 }

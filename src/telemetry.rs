@@ -12,7 +12,8 @@ const DEFAULT_FILTER: &str = "info,sqlx=warn,hyper=warn,reqwest=warn";
 
 /// Installs the global subscriber. Call once, at startup.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stdout);
     // A second init (tests) is harmless: keep the first subscriber.
     let _already_set = match format {

@@ -112,7 +112,12 @@ impl Worker {
                 () = tokio::time::sleep(beat) => continue,
                 () = shutdown.cancelled() => break,
             };
-            match self.inner.store.claim(SystemTime::now(), self.inner.lease).await {
+            match self
+                .inner
+                .store
+                .claim(SystemTime::now(), self.inner.lease)
+                .await
+            {
                 Ok(Some(job)) => {
                     let worker = self.clone();
                     in_flight.spawn(async move {
@@ -140,7 +145,10 @@ impl Worker {
         }
         let unfinished = in_flight.len();
         if unfinished > 0 {
-            tracing::info!(in_flight = unfinished, "Waiting for deliveries in flight to finish.");
+            tracing::info!(
+                in_flight = unfinished,
+                "Waiting for deliveries in flight to finish."
+            );
         }
         while in_flight.join_next().await.is_some() {
             self.inner.health.beat();
@@ -150,7 +158,12 @@ impl Worker {
 
     /// Claims and delivers one job inline (for tests and tools that drive the worker).
     pub async fn run_once(&self) -> Tick {
-        match self.inner.store.claim(SystemTime::now(), self.inner.lease).await {
+        match self
+            .inner
+            .store
+            .claim(SystemTime::now(), self.inner.lease)
+            .await
+        {
             Ok(Some(job)) => {
                 self.deliver(job).await;
                 Tick::Worked
@@ -197,7 +210,12 @@ impl Worker {
                 "Delivery parked as dead; fix the cause and replay the job."
             ),
         }
-        match self.inner.store.finish(&job, finish, SystemTime::now()).await {
+        match self
+            .inner
+            .store
+            .finish(&job, finish, SystemTime::now())
+            .await
+        {
             Ok(true) => {}
             Ok(false) => tracing::warn!(
                 route = %job.route, job_id = %job.id,
@@ -217,17 +235,30 @@ impl Worker {
         let now = SystemTime::now();
         let Some(route) = self.inner.routes.get(&job.route) else {
             return (
-                dead("no_route", format!(
-                    "route `{}` is no longer configured: restore it in [[routes]] and replay the job",
-                    job.route
-                )),
+                dead(
+                    "no_route",
+                    format!(
+                        "route `{}` is no longer configured: restore it in [[routes]] and replay the job",
+                        job.route
+                    ),
+                ),
                 false,
             );
         };
         let link = match &job.contact_id {
             Some(contact_id) => match self.inner.store.contact(&job.route, contact_id).await {
                 Ok(link) => link,
-                Err(error) => return (self.retry(job, format!("cannot read the contact link: {error}"), None, now), false),
+                Err(error) => {
+                    return (
+                        self.retry(
+                            job,
+                            format!("cannot read the contact link: {error}"),
+                            None,
+                            now,
+                        ),
+                        false,
+                    );
+                }
             },
             None => Default::default(),
         };
@@ -256,10 +287,13 @@ impl Worker {
         let Some(location) = route.config.location_for(parsed.tenant.as_deref()) else {
             let shop = parsed.tenant.as_deref().unwrap_or("(none)");
             return (
-                dead("no_location", format!(
-                    "no business location for shop `{shop}` on route `{}`: add it to routes.shop_locations or set routes.business_location, then replay the job",
-                    job.route
-                )),
+                dead(
+                    "no_location",
+                    format!(
+                        "no business location for shop `{shop}` on route `{}`: add it to routes.shop_locations or set routes.business_location, then replay the job",
+                        job.route
+                    ),
+                ),
                 false,
             );
         };
@@ -274,8 +308,18 @@ impl Worker {
             );
         }
         let outcome = match &link.customer_id {
-            Some(id) => self.inner.client.update(location, id, &customer.attributes).await,
-            None => self.inner.client.create(location, &customer.attributes).await,
+            Some(id) => {
+                self.inner
+                    .client
+                    .update(location, id, &customer.attributes)
+                    .await
+            }
+            None => {
+                self.inner
+                    .client
+                    .create(location, &customer.attributes)
+                    .await
+            }
         };
         let finish = match outcome {
             Outcome::Created { customer_id } => Finish::Done {
@@ -320,13 +364,22 @@ impl Worker {
             Outcome::NotFound => Finish::Unlink {
                 error: "vendasta answered 404 for the linked customer".into(),
             },
-            Outcome::Retry { reason, retry_after } => self.retry(job, reason, retry_after, now),
+            Outcome::Retry {
+                reason,
+                retry_after,
+            } => self.retry(job, reason, retry_after, now),
             Outcome::Reject { reason } => dead("rejected", reason),
         };
         (finish, true)
     }
 
-    fn retry(&self, job: &Job, reason: String, retry_after: Option<Duration>, now: SystemTime) -> Finish {
+    fn retry(
+        &self,
+        job: &Job,
+        reason: String,
+        retry_after: Option<Duration>,
+        now: SystemTime,
+    ) -> Finish {
         let jitter = fastrand::f64() * 2.0 - 1.0;
         match self
             .inner

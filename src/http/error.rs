@@ -75,7 +75,8 @@ impl IntoResponse for IngestError {
             IngestError::Signature(error) => error.code(),
             other => other.code(),
         };
-        let mut response = (status, Json(json!({ "error": code, "message": message }))).into_response();
+        let mut response =
+            (status, Json(json!({ "error": code, "message": message }))).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()

@@ -129,7 +129,12 @@ async fn handle(
     let envelope = source.envelope(headers, &verified);
     if envelope.disposition == Disposition::Ignore {
         let topic = envelope.topic.clone();
-        return Ok((Ack::Ignored(topic.clone()), source.kind(), envelope.delivery_id, topic));
+        return Ok((
+            Ack::Ignored(topic.clone()),
+            source.kind(),
+            envelope.delivery_id,
+            topic,
+        ));
     }
     let job = NewJob {
         route: route_name.to_string(),

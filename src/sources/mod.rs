@@ -37,18 +37,24 @@ impl Verified {
 /// never contain a secret or the expected signature.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
-    #[error("the {header} header is missing: {provider} signs every webhook with it, so this request did not come from {provider} (or a proxy removed the header)")]
+    #[error(
+        "the {header} header is missing: {provider} signs every webhook with it, so this request did not come from {provider} (or a proxy removed the header)"
+    )]
     MissingHeader {
         header: &'static str,
         provider: &'static str,
     },
-    #[error("the {header} header is not valid {encoding}: expected the {encoding} HMAC that {provider} sends")]
+    #[error(
+        "the {header} header is not valid {encoding}: expected the {encoding} HMAC that {provider} sends"
+    )]
     Malformed {
         header: &'static str,
         encoding: &'static str,
         provider: &'static str,
     },
-    #[error("the {header} signature does not match any of this route's secrets: check that routes[].secrets holds the webhook signing secret shown by {provider}, and that nothing rewrote the body")]
+    #[error(
+        "the {header} signature does not match any of this route's secrets: check that routes[].secrets holds the webhook signing secret shown by {provider}, and that nothing rewrote the body"
+    )]
     Mismatch {
         header: &'static str,
         provider: &'static str,
@@ -116,7 +122,9 @@ pub struct ParsedEvent {
 pub enum PayloadError {
     #[error("the body is not valid JSON ({0}); fix the sender, then replay the job")]
     NotJson(String),
-    #[error("the body does not have the shape of a {provider} customer ({detail}); replay the job after a fix")]
+    #[error(
+        "the body does not have the shape of a {provider} customer ({detail}); replay the job after a fix"
+    )]
     Shape {
         provider: &'static str,
         detail: String,
@@ -147,8 +155,12 @@ pub trait Source: Send + Sync + fmt::Debug {
     fn kind(&self) -> &'static str;
     /// Checks the request's signature over the raw body, in constant time, against every
     /// configured secret.
-    fn verify(&self, headers: &HeaderMap, body: Bytes, now: SystemTime)
-    -> Result<Verified, SignatureError>;
+    fn verify(
+        &self,
+        headers: &HeaderMap,
+        body: Bytes,
+        now: SystemTime,
+    ) -> Result<Verified, SignatureError>;
     /// Reads the envelope of a verified request. Never fails: what it cannot read is left
     /// `None` and the worker reports it.
     fn envelope(&self, headers: &HeaderMap, body: &Verified) -> Envelope;
@@ -184,7 +196,10 @@ impl Registry {
         let mut routes = BTreeMap::new();
         for route in &config.routes {
             let source = build(route).ok_or_else(|| {
-                format!("routes: `{}` names unknown source `{}`", route.name, route.source)
+                format!(
+                    "routes: `{}` names unknown source `{}`",
+                    route.name, route.source
+                )
             })?;
             routes.insert(
                 route.name.clone(),
@@ -216,8 +231,8 @@ pub fn body_digest_id(body: &[u8]) -> String {
 
 /// Parses an RFC 3339 timestamp into Unix milliseconds.
 pub fn rfc3339_millis(value: &str) -> Option<i64> {
-    let parsed = time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
-        .ok()?;
+    let parsed =
+        time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339).ok()?;
     i64::try_from(parsed.unix_timestamp_nanos() / 1_000_000).ok()
 }
 

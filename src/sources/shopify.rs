@@ -73,11 +73,13 @@ impl Source for Shopify {
             header: "X-Shopify-Hmac-Sha256",
             provider: PROVIDER,
         })?;
-        let given = BASE64.decode(given).map_err(|_| SignatureError::Malformed {
-            header: "X-Shopify-Hmac-Sha256",
-            encoding: "base64",
-            provider: PROVIDER,
-        })?;
+        let given = BASE64
+            .decode(given)
+            .map_err(|_| SignatureError::Malformed {
+                header: "X-Shopify-Hmac-Sha256",
+                encoding: "base64",
+                provider: PROVIDER,
+            })?;
         // Every secret is tried (no early exit on length or prefix); `verify_slice`
         // compares in constant time.
         let matched = self.secrets.iter().fold(false, |matched, secret| {
@@ -98,7 +100,9 @@ impl Source for Shopify {
     }
 
     fn envelope(&self, headers: &HeaderMap, body: &Verified) -> Envelope {
-        let topic = header(headers, TOPIC_HEADER).unwrap_or_default().to_string();
+        let topic = header(headers, TOPIC_HEADER)
+            .unwrap_or_default()
+            .to_string();
         // A missing topic is still delivered, so the worker parks it with a reason
         // rather than the bridge silently dropping a signed webhook.
         let disposition = if topic.is_empty() || CUSTOMER_TOPICS.contains(&topic.as_str()) {
@@ -131,7 +135,10 @@ impl Source for Shopify {
             topic,
             disposition,
             delivery_id,
-            contact_id: head.as_ref().and_then(|h| h.id.as_ref()).map(ShopifyId::to_text),
+            contact_id: head
+                .as_ref()
+                .and_then(|h| h.id.as_ref())
+                .map(ShopifyId::to_text),
             updated_at: head
                 .as_ref()
                 .and_then(|h| h.updated_at.as_deref())
@@ -159,7 +166,10 @@ impl Source for Shopify {
         }
         Ok(ParsedEvent {
             contact: customer.into_contact(),
-            tenant: event.meta.get(META_SHOP).map(|shop| shop.to_ascii_lowercase()),
+            tenant: event
+                .meta
+                .get(META_SHOP)
+                .map(|shop| shop.to_ascii_lowercase()),
         })
     }
 }
@@ -333,7 +343,11 @@ mod tests {
     fn the_published_shopify_vector_verifies() {
         let body = Bytes::from_static(br#"{"foo": "bar"}"#);
         let h = headers(&[(HMAC_HEADER, "B23tXN681gZ0qIWNRrgtzBE9XSDo5yaUu6wfmhu3a7g=")]);
-        assert!(shopify(&["test_secret_key"]).verify(&h, body, SystemTime::now()).is_ok());
+        assert!(
+            shopify(&["test_secret_key"])
+                .verify(&h, body, SystemTime::now())
+                .is_ok()
+        );
     }
 
     #[test]
@@ -348,10 +362,30 @@ mod tests {
     fn tampering_wrong_secrets_and_bad_headers_are_refused_with_a_reason() {
         let good = "B23tXN681gZ0qIWNRrgtzBE9XSDo5yaUu6wfmhu3a7g=";
         let cases: &[(&str, &[&str], Option<&str>, &str)] = &[
-            (r#"{"foo": "baz"}"#, &["test_secret_key"], Some(good), "signature_mismatch"),
-            (r#"{"foo": "bar"}"#, &["wrong"], Some(good), "signature_mismatch"),
-            (r#"{"foo": "bar"}"#, &["test_secret_key"], None, "missing_signature"),
-            (r#"{"foo": "bar"}"#, &["test_secret_key"], Some("%%%"), "malformed_signature"),
+            (
+                r#"{"foo": "baz"}"#,
+                &["test_secret_key"],
+                Some(good),
+                "signature_mismatch",
+            ),
+            (
+                r#"{"foo": "bar"}"#,
+                &["wrong"],
+                Some(good),
+                "signature_mismatch",
+            ),
+            (
+                r#"{"foo": "bar"}"#,
+                &["test_secret_key"],
+                None,
+                "missing_signature",
+            ),
+            (
+                r#"{"foo": "bar"}"#,
+                &["test_secret_key"],
+                Some("%%%"),
+                "malformed_signature",
+            ),
         ];
         for (body, secrets, signature, code) in cases {
             let h = match signature {
@@ -380,7 +414,10 @@ mod tests {
         assert_eq!(envelope.delivery_id, "wh-1");
         assert_eq!(envelope.disposition, Disposition::Deliver);
         assert_eq!(envelope.updated_at, Some(1_640_995_200_000));
-        assert_eq!(envelope.meta.get(META_SHOP).map(String::as_str), Some("acme.myshopify.com"));
+        assert_eq!(
+            envelope.meta.get(META_SHOP).map(String::as_str),
+            Some("acme.myshopify.com")
+        );
     }
 
     #[test]
@@ -428,15 +465,21 @@ mod tests {
     fn the_legacy_payload_keeps_tags_and_consent() {
         let body = r#"{"id": 1, "email": "a@b.co", "tags": "vip, Léon,  ",
             "accepts_marketing": true, "email_marketing_consent": null}"#;
-        let contact = parse("customers/update", body.as_bytes(), None).unwrap().contact;
+        let contact = parse("customers/update", body.as_bytes(), None)
+            .unwrap()
+            .contact;
         assert_eq!(contact.tags, vec!["vip", " Léon", "  "]);
         assert_eq!(contact.marketing_consent, Some(true));
     }
 
     #[test]
     fn consent_reads_email_and_sms_states() {
-        let sub = Some(Consent { state: Some("subscribed".into()) });
-        let unsub = Some(Consent { state: Some("unsubscribed".into()) });
+        let sub = Some(Consent {
+            state: Some("subscribed".into()),
+        });
+        let unsub = Some(Consent {
+            state: Some("unsubscribed".into()),
+        });
         let silent = Some(Consent { state: None });
         assert_eq!(consent([&unsub, &sub], Some(false)), Some(true));
         assert_eq!(consent([&unsub, &None], Some(true)), Some(false));

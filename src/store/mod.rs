@@ -128,7 +128,10 @@ pub enum Finish {
     /// The linked customer is gone upstream: forget the link and retry at once as a create.
     Unlink { error: String },
     /// Parked with a reason; can be replayed.
-    Dead { outcome: &'static str, reason: String },
+    Dead {
+        outcome: &'static str,
+        reason: String,
+    },
 }
 
 /// Counts of jobs by state.
@@ -196,7 +199,12 @@ impl Store {
 
     /// Ends the claim `job` holds. Returns false when the claim had been lost (lease
     /// expired and another worker took the job), in which case nothing was written.
-    pub async fn finish(&self, job: &Job, finish: Finish, now: SystemTime) -> Result<bool, StoreError> {
+    pub async fn finish(
+        &self,
+        job: &Job,
+        finish: Finish,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
         match self {
             Store::Sqlite(store) => store.finish(job, finish, now).await,
         }
@@ -217,7 +225,11 @@ impl Store {
     }
 
     /// One job by its route and delivery id.
-    pub async fn job_by_delivery(&self, route: &str, delivery_id: &str) -> Result<Option<Job>, StoreError> {
+    pub async fn job_by_delivery(
+        &self,
+        route: &str,
+        delivery_id: &str,
+    ) -> Result<Option<Job>, StoreError> {
         match self {
             Store::Sqlite(store) => store.job_by_delivery(route, delivery_id).await,
         }

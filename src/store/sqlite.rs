@@ -53,7 +53,11 @@ impl SqliteStore {
         };
         create_parent_dir(url).map_err(open_error)?;
         let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| open_error(format!("{e}; use sqlite://PATH, e.g. sqlite://data/bridge.db")))?
+            .map_err(|e| {
+                open_error(format!(
+                    "{e}; use sqlite://PATH, e.g. sqlite://data/bridge.db"
+                ))
+            })?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
@@ -112,15 +116,39 @@ impl SqliteStore {
         row.as_ref().map(job_from_row).transpose()
     }
 
-    pub async fn finish(&self, job: &Job, finish: Finish, now: SystemTime) -> Result<bool, StoreError> {
+    pub async fn finish(
+        &self,
+        job: &Job,
+        finish: Finish,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
         let now_ms = to_millis(now);
         // Every ending is one fenced update: it applies only to the claim this worker holds
         // (id, attempts) while the job is still in flight.
         let (state, outcome, customer_id, error, next_attempt_at) = match &finish {
-            Finish::Done { outcome, link, note, .. } => ("done", *outcome, link.as_deref(), note.as_deref(), None),
-            Finish::Retry { at, error } => ("pending", "retry", None, Some(error.as_str()), Some(to_millis(*at))),
-            Finish::Unlink { error } => ("pending", "unlinked", None, Some(error.as_str()), Some(now_ms)),
-            Finish::Dead { outcome, reason } => ("dead", *outcome, None, Some(reason.as_str()), None),
+            Finish::Done {
+                outcome,
+                link,
+                note,
+                ..
+            } => ("done", *outcome, link.as_deref(), note.as_deref(), None),
+            Finish::Retry { at, error } => (
+                "pending",
+                "retry",
+                None,
+                Some(error.as_str()),
+                Some(to_millis(*at)),
+            ),
+            Finish::Unlink { error } => (
+                "pending",
+                "unlinked",
+                None,
+                Some(error.as_str()),
+                Some(now_ms),
+            ),
+            Finish::Dead { outcome, reason } => {
+                ("dead", *outcome, None, Some(reason.as_str()), None)
+            }
         };
         let mut tx = self.pool.begin().await?;
         let affected = sqlx::query(
@@ -147,9 +175,20 @@ impl SqliteStore {
         if let Some(contact_id) = &job.contact_id {
             match &finish {
                 Finish::Done { link, applied, .. } if link.is_some() || *applied => {
-                    let applied_at = if *applied { job.contact_updated_at } else { None };
-                    upsert_contact(&mut tx, &job.route, contact_id, link.as_deref(), applied_at, now_ms)
-                        .await?;
+                    let applied_at = if *applied {
+                        job.contact_updated_at
+                    } else {
+                        None
+                    };
+                    upsert_contact(
+                        &mut tx,
+                        &job.route,
+                        contact_id,
+                        link.as_deref(),
+                        applied_at,
+                        now_ms,
+                    )
+                    .await?;
                 }
                 Finish::Unlink { .. } => {
                     sqlx::query(
@@ -194,7 +233,11 @@ impl SqliteStore {
         row.as_ref().map(job_from_row).transpose()
     }
 
-    pub async fn job_by_delivery(&self, route: &str, delivery_id: &str) -> Result<Option<Job>, StoreError> {
+    pub async fn job_by_delivery(
+        &self,
+        route: &str,
+        delivery_id: &str,
+    ) -> Result<Option<Job>, StoreError> {
         let row = sqlx::query(r#"SELECT * FROM jobs WHERE route = ?1 AND delivery_id = ?2"#)
             .bind(route)
             .bind(delivery_id)
@@ -410,7 +453,9 @@ mod tests {
         );
         let mut results = [a.unwrap(), b.unwrap()];
         results.sort_by_key(|r| matches!(r, Enqueued::Duplicate(_)));
-        let Enqueued::Accepted(id) = results[0] else { panic!("{results:?}") };
+        let Enqueued::Accepted(id) = results[0] else {
+            panic!("{results:?}")
+        };
         assert_eq!(results[1], Enqueued::Duplicate(id));
         assert_eq!(store.counts().await.unwrap().pending, 1);
     }
@@ -421,18 +466,37 @@ mod tests {
         for d in ["d1", "d2"] {
             store.enqueue(new_job(d, Some("c1"), None)).await.unwrap();
         }
-        store.enqueue(new_job("d3", Some("c2"), None)).await.unwrap();
+        store
+            .enqueue(new_job("d3", Some("c2"), None))
+            .await
+            .unwrap();
         let now = SystemTime::now();
         let first = store.claim(now, LEASE).await.unwrap().unwrap();
         let second = store.claim(now, LEASE).await.unwrap().unwrap();
-        assert_eq!((first.delivery_id.as_str(), second.delivery_id.as_str()), ("d1", "d3"));
-        assert!(store.claim(now, LEASE).await.unwrap().is_none(), "d2 must wait for d1");
-        let done = Finish::Done { outcome: "created", link: Some("AG-1:CUSTOMER-1".into()), applied: true, note: None };
+        assert_eq!(
+            (first.delivery_id.as_str(), second.delivery_id.as_str()),
+            ("d1", "d3")
+        );
+        assert!(
+            store.claim(now, LEASE).await.unwrap().is_none(),
+            "d2 must wait for d1"
+        );
+        let done = Finish::Done {
+            outcome: "created",
+            link: Some("AG-1:CUSTOMER-1".into()),
+            applied: true,
+            note: None,
+        };
         assert!(store.finish(&first, done, now).await.unwrap());
         let third = store.claim(now, LEASE).await.unwrap().unwrap();
         assert_eq!(third.delivery_id, "d2");
         assert_eq!(
-            store.contact("acme", "c1").await.unwrap().customer_id.as_deref(),
+            store
+                .contact("acme", "c1")
+                .await
+                .unwrap()
+                .customer_id
+                .as_deref(),
             Some("AG-1:CUSTOMER-1")
         );
     }
@@ -440,37 +504,77 @@ mod tests {
     #[tokio::test]
     async fn an_expired_lease_makes_a_job_claimable_and_fences_the_old_claim() {
         let (store, _dir) = store().await;
-        store.enqueue(new_job("d1", Some("c1"), None)).await.unwrap();
+        store
+            .enqueue(new_job("d1", Some("c1"), None))
+            .await
+            .unwrap();
         let now = SystemTime::now();
-        let first = store.claim(now, Duration::from_secs(1)).await.unwrap().unwrap();
+        let first = store
+            .claim(now, Duration::from_secs(1))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(store.claim(now, LEASE).await.unwrap().is_none());
         let later = now + Duration::from_secs(2);
         let second = store.claim(later, LEASE).await.unwrap().unwrap();
         assert_eq!((second.id, second.attempts), (first.id, 2));
-        let dead = Finish::Dead { outcome: "rejected", reason: "x".into() };
-        assert!(!store.finish(&first, dead.clone(), later).await.unwrap(), "stale claim must not write");
+        let dead = Finish::Dead {
+            outcome: "rejected",
+            reason: "x".into(),
+        };
+        assert!(
+            !store.finish(&first, dead.clone(), later).await.unwrap(),
+            "stale claim must not write"
+        );
         assert!(store.finish(&second, dead, later).await.unwrap());
-        assert_eq!(store.job(first.id).await.unwrap().unwrap().state, JobState::Dead);
+        assert_eq!(
+            store.job(first.id).await.unwrap().unwrap().state,
+            JobState::Dead
+        );
     }
 
     #[tokio::test]
     async fn retries_wait_until_due_and_applied_times_only_move_forward() {
         let (store, _dir) = store().await;
-        store.enqueue(new_job("d1", Some("c1"), Some(2_000))).await.unwrap();
-        store.enqueue(new_job("d2", Some("c1"), Some(1_000))).await.unwrap();
+        store
+            .enqueue(new_job("d1", Some("c1"), Some(2_000)))
+            .await
+            .unwrap();
+        store
+            .enqueue(new_job("d2", Some("c1"), Some(1_000)))
+            .await
+            .unwrap();
         let now = SystemTime::now();
         let job = store.claim(now, LEASE).await.unwrap().unwrap();
         let at = now + Duration::from_secs(30);
-        let retry = Finish::Retry { at, error: "vendasta answered 503".into() };
+        let retry = Finish::Retry {
+            at,
+            error: "vendasta answered 503".into(),
+        };
         assert!(store.finish(&job, retry, now).await.unwrap());
-        assert!(store.claim(now, LEASE).await.unwrap().is_none(), "not due, and d2 waits behind d1");
+        assert!(
+            store.claim(now, LEASE).await.unwrap().is_none(),
+            "not due, and d2 waits behind d1"
+        );
         let job = store.claim(at, LEASE).await.unwrap().unwrap();
         assert_eq!(job.attempts, 2);
-        let done = |applied| Finish::Done { outcome: "updated", link: None, applied, note: None };
+        let done = |applied| Finish::Done {
+            outcome: "updated",
+            link: None,
+            applied,
+            note: None,
+        };
         store.finish(&job, done(true), at).await.unwrap();
         let older = store.claim(at, LEASE).await.unwrap().unwrap();
         store.finish(&older, done(true), at).await.unwrap();
-        assert_eq!(store.contact("acme", "c1").await.unwrap().applied_updated_at, Some(2_000));
+        assert_eq!(
+            store
+                .contact("acme", "c1")
+                .await
+                .unwrap()
+                .applied_updated_at,
+            Some(2_000)
+        );
     }
 
     #[tokio::test]

@@ -56,14 +56,23 @@ impl Bridge {
                 })
             });
             if let Some((ingest, admin)) = started {
-                return Bridge { child, ingest, admin, lines };
+                return Bridge {
+                    child,
+                    ingest,
+                    admin,
+                    lines,
+                };
             }
             if let Some(status) = child.try_wait().unwrap() {
                 let mut stderr = String::new();
                 std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
                 panic!("the bridge exited with {status} before starting: {stderr}");
             }
-            assert!(Instant::now() < deadline, "the bridge did not start: {:?}", lines.lock().unwrap());
+            assert!(
+                Instant::now() < deadline,
+                "the bridge did not start: {:?}",
+                lines.lock().unwrap()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -83,7 +92,10 @@ impl Bridge {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status.code();
             }
-            assert!(Instant::now() < deadline, "the bridge did not exit within {within:?}");
+            assert!(
+                Instant::now() < deadline,
+                "the bridge did not exit within {within:?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -95,9 +107,17 @@ impl Bridge {
 
 impl Drop for Bridge {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // The process may already have exited; either way it must not outlive the test.
+        self.child.kill().ok();
+        self.child.wait().ok();
     }
+}
+
+fn test_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
 }
 
 fn write_config(dir: &Path, customers_url: &str, extra: &str) -> std::path::PathBuf {
@@ -132,8 +152,15 @@ fn write_config(dir: &Path, customers_url: &str, extra: &str) -> std::path::Path
     path
 }
 
-async fn post(client: &reqwest::Client, bridge: &Bridge, id: &str, body: &[u8]) -> reqwest::Response {
-    let mut request = client.post(format!("{}/webhooks/acme", bridge.ingest)).body(body.to_vec());
+async fn post(
+    client: &reqwest::Client,
+    bridge: &Bridge,
+    id: &str,
+    body: &[u8],
+) -> reqwest::Response {
+    let mut request = client
+        .post(format!("{}/webhooks/acme", bridge.ingest))
+        .body(body.to_vec());
     for (name, value) in shopify_headers("customers/create", id, Some(&sign(SECRET, body))) {
         request = request.header(name, value);
     }
@@ -171,25 +198,53 @@ fn a_config_with_three_mistakes_prints_all_three_and_exits_2() {
         assert_eq!(output.status.code(), Some(2), "{command}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains("3 problems"), "{command}: {stderr}");
-        assert!(stderr.contains("vendasta.customers_url") && stderr.contains("https://"), "{stderr}");
-        assert!(stderr.contains("unknown key `vendasta.concurency`"), "{stderr}");
-        assert!(stderr.contains("UNSET_WEBHOOK_SECRET_FOR_TEST is not set") && stderr.contains("routes[0].secrets[0]"), "{stderr}");
+        assert!(
+            stderr.contains("vendasta.customers_url") && stderr.contains("https://"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("unknown key `vendasta.concurency`"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("UNSET_WEBHOOK_SECRET_FOR_TEST is not set")
+                && stderr.contains("routes[0].secrets[0]"),
+            "{stderr}"
+        );
     }
 }
 
 #[test]
 fn check_config_prints_the_effective_config_with_secrets_redacted() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write_config(dir.path(), "https://prod.apigateway.co/business/customers", "");
+    let path = write_config(
+        dir.path(),
+        "https://prod.apigateway.co/business/customers",
+        "",
+    );
 
-    let output = Command::new(BIN).args(["check-config", "--config"]).arg(&path).output().unwrap();
+    let output = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
 
     assert_eq!(output.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("customers_url = \"https://prod.apigateway.co/business/customers\""), "{stdout}");
+    assert!(
+        stdout.contains("customers_url = \"https://prod.apigateway.co/business/customers\""),
+        "{stdout}"
+    );
     assert!(stdout.contains("[redacted]"));
-    assert!(!stdout.contains(SECRET) && !stdout.contains("binary-test-token"), "{stdout}");
-    let usage = Command::new(BIN).arg("serve").arg("--bogus").output().unwrap();
+    assert!(
+        !stdout.contains(SECRET) && !stdout.contains("binary-test-token"),
+        "{stdout}"
+    );
+    let usage = Command::new(BIN)
+        .arg("serve")
+        .arg("--bogus")
+        .output()
+        .unwrap();
     assert_eq!(usage.status.code(), Some(2), "a usage error exits 2");
 }
 
@@ -201,13 +256,17 @@ async fn webhooks_acked_while_vendasta_is_down_survive_sigkill_and_are_delivered
     let down = format!("http://{}/business/customers", closed.local_addr().unwrap());
     drop(closed);
     let config = write_config(dir.path(), &down, "");
-    let client = reqwest::Client::new();
+    let client = test_client();
     let mut bridge = Bridge::start(&config);
 
     // Act: ack 20 webhooks, then kill -9.
     let mut acked = Vec::new();
     for n in 0..20u64 {
-        let body = customer(8_000_000_000_000_000 + n, &format!("c{n}@example.com"), "2026-01-01T00:00:00Z");
+        let body = customer(
+            8_000_000_000_000_000 + n,
+            &format!("c{n}@example.com"),
+            "2026-01-01T00:00:00Z",
+        );
         let response = post(&client, &bridge, &format!("wh-kill-{n}"), &body).await;
         assert_eq!(response.status(), 200);
         acked.push(format!("wh-kill-{n}"));
@@ -217,8 +276,15 @@ async fn webhooks_acked_while_vendasta_is_down_survive_sigkill_and_are_delivered
 
     // Restart against a working Vendasta.
     let vendasta = MockServer::start().await;
-    Mock::given(method("POST")).respond_with(created("AG-123:CUSTOMER-1")).mount(&vendasta).await;
-    let config = write_config(dir.path(), &format!("{}/business/customers", vendasta.uri()), "");
+    Mock::given(method("POST"))
+        .respond_with(created("AG-123:CUSTOMER-1"))
+        .mount(&vendasta)
+        .await;
+    let config = write_config(
+        dir.path(),
+        &format!("{}/business/customers", vendasta.uri()),
+        "",
+    );
     let mut bridge = Bridge::start(&config);
 
     // Assert: every acked webhook reaches Vendasta, each contact exactly once.
@@ -232,7 +298,10 @@ async fn webhooks_acked_while_vendasta_is_down_survive_sigkill_and_are_delivered
         .iter()
         .map(|r| {
             let body: Value = serde_json::from_slice(&r.body).unwrap();
-            body["data"]["attributes"]["emailAddresses"][0].as_str().unwrap().to_string()
+            body["data"]["attributes"]["emailAddresses"][0]
+                .as_str()
+                .unwrap()
+                .to_string()
         })
         .collect();
     contacts.sort();
@@ -242,9 +311,15 @@ async fn webhooks_acked_while_vendasta_is_down_survive_sigkill_and_are_delivered
     assert_eq!(bridge.wait_exit(Duration::from_secs(20)), Some(0));
     let requests = vendasta.received_requests().await.unwrap_or_default();
     assert_eq!(requests.len(), acked.len(), "no contact was created twice");
-    let store = Store::open(&format!("sqlite://{}/data/bridge.db", dir.path().display())).await.unwrap();
+    let store = Store::open(&format!("sqlite://{}/data/bridge.db", dir.path().display()))
+        .await
+        .unwrap();
     for id in &acked {
-        let job = store.job_by_delivery("acme", id).await.unwrap().expect("stored");
+        let job = store
+            .job_by_delivery("acme", id)
+            .await
+            .unwrap()
+            .expect("stored");
         assert_eq!(job.state, JobState::Done, "{id}");
     }
 }
@@ -259,8 +334,12 @@ async fn sigterm_during_a_slow_delivery_lets_it_finish_and_exits_0() {
         .expect(1)
         .mount(&vendasta)
         .await;
-    let config = write_config(dir.path(), &format!("{}/business/customers", vendasta.uri()), "");
-    let client = reqwest::Client::new();
+    let config = write_config(
+        dir.path(),
+        &format!("{}/business/customers", vendasta.uri()),
+        "",
+    );
+    let client = test_client();
     let mut bridge = Bridge::start(&config);
     let body = customer(31, "slow@example.com", "2026-01-01T00:00:00Z");
     assert_eq!(post(&client, &bridge, "wh-slow", &body).await.status(), 200);
@@ -276,7 +355,11 @@ async fn sigterm_during_a_slow_delivery_lets_it_finish_and_exits_0() {
 
     // Assert: readiness turns 503 while draining, the delivery completes, exit 0.
     let draining = eventually(Duration::from_secs(2), || async {
-        let response = client.get(format!("{}/readyz", bridge.admin)).send().await.ok()?;
+        let response = client
+            .get(format!("{}/readyz", bridge.admin))
+            .send()
+            .await
+            .ok()?;
         (response.status() == 503).then_some(response)
     })
     .await
@@ -285,8 +368,21 @@ async fn sigterm_during_a_slow_delivery_lets_it_finish_and_exits_0() {
     assert_eq!(body["checks"]["draining"]["ok"], false);
     assert_eq!(bridge.wait_exit(Duration::from_secs(20)), Some(0));
     let log = bridge.log();
-    assert!(log.iter().any(|l| l.contains("Delivery finished.") && l.contains("\"outcome\":\"created\"")), "{log:?}");
-    let store = Store::open(&format!("sqlite://{}/data/bridge.db", dir.path().display())).await.unwrap();
-    let job = store.job_by_delivery("acme", "wh-slow").await.unwrap().unwrap();
-    assert_eq!((job.state, job.customer_id.as_deref()), (JobState::Done, Some("AG-123:CUSTOMER-SLOW")));
+    assert!(
+        log.iter()
+            .any(|l| l.contains("Delivery finished.") && l.contains("\"outcome\":\"created\"")),
+        "{log:?}"
+    );
+    let store = Store::open(&format!("sqlite://{}/data/bridge.db", dir.path().display()))
+        .await
+        .unwrap();
+    let job = store
+        .job_by_delivery("acme", "wh-slow")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (job.state, job.customer_id.as_deref()),
+        (JobState::Done, Some("AG-123:CUSTOMER-SLOW"))
+    );
 }

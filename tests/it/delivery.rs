@@ -11,8 +11,8 @@ use wiremock::{
 
 use crate::{
     helpers::{
-        CUSTOMERS_PATH, LOCATION, TOKEN, created, customer, eventually, fixture, json_body,
-        log_lines, log_text, shopify_headers, sign, spawn_app, spawn_app_with, SECRET,
+        CUSTOMERS_PATH, LOCATION, SECRET, TOKEN, created, customer, eventually, fixture, json_body,
+        log_lines, log_text, shopify_headers, sign, spawn_app, spawn_app_with,
     },
     schema,
 };
@@ -30,7 +30,8 @@ async fn a_customer_create_reaches_vendasta_as_exactly_the_expected_json_api_bod
 
     // Act
     let body = fixture("shopify/shopify-customers-create.json");
-    app.post_shopify("acme", "customers/create", "wh-create", &body).await;
+    app.post_shopify("acme", "customers/create", "wh-create", &body)
+        .await;
     let job = app.settled("acme", "wh-create").await;
 
     // Assert
@@ -39,7 +40,10 @@ async fn a_customer_create_reaches_vendasta_as_exactly_the_expected_json_api_bod
     let requests = app.upstream_requests().await;
     assert_eq!(requests.len(), 1);
     let request = &requests[0];
-    assert_eq!(request.headers["authorization"], format!("Bearer {TOKEN}").as_str());
+    assert_eq!(
+        request.headers["authorization"],
+        format!("Bearer {TOKEN}").as_str()
+    );
     assert_eq!(request.headers["content-type"], "application/vnd.api+json");
     let sent = json_body(request);
     assert_eq!(
@@ -64,7 +68,11 @@ async fn a_customer_create_reaches_vendasta_as_exactly_the_expected_json_api_bod
         })
     );
     schema::assert_valid_create(&sent);
-    let link = app.store.contact("acme", "706405506930370084").await.unwrap();
+    let link = app
+        .store
+        .contact("acme", "706405506930370084")
+        .await
+        .unwrap();
     assert_eq!(link.customer_id.as_deref(), Some("AG-123:CUSTOMER-9"));
 }
 
@@ -89,23 +97,41 @@ async fn a_409_is_logged_linked_and_acknowledged_and_the_next_update_patches_tha
     let existing = "AG-123:CUSTOMER-7e5cda73";
     Mock::given(method("PATCH"))
         .and(path(format!("{CUSTOMERS_PATH}/{existing}")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "data": { "id": existing } })))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({ "data": { "id": existing } })),
+        )
         .expect(1)
         .mount(&app.vendasta)
         .await;
 
     // Act
-    let create = customer(9_007_199_254_740_993, "conflict@example.com", "2026-01-01T00:00:00Z");
-    app.post_shopify("acme", "customers/create", "wh-409", &create).await;
+    let create = customer(
+        9_007_199_254_740_993,
+        "conflict@example.com",
+        "2026-01-01T00:00:00Z",
+    );
+    app.post_shopify("acme", "customers/create", "wh-409", &create)
+        .await;
     let first = app.settled("acme", "wh-409").await;
-    let update = customer(9_007_199_254_740_993, "conflict@example.com", "2026-01-02T00:00:00Z");
-    app.post_shopify("acme", "customers/update", "wh-409-update", &update).await;
+    let update = customer(
+        9_007_199_254_740_993,
+        "conflict@example.com",
+        "2026-01-02T00:00:00Z",
+    );
+    app.post_shopify("acme", "customers/update", "wh-409-update", &update)
+        .await;
     let second = app.settled("acme", "wh-409-update").await;
 
     // Assert
-    assert_eq!((first.state, first.outcome.as_deref()), (JobState::Done, Some("conflict")));
+    assert_eq!(
+        (first.state, first.outcome.as_deref()),
+        (JobState::Done, Some("conflict"))
+    );
     assert_eq!(first.customer_id.as_deref(), Some(existing));
-    assert_eq!((second.state, second.outcome.as_deref()), (JobState::Done, Some("updated")));
+    assert_eq!(
+        (second.state, second.outcome.as_deref()),
+        (JobState::Done, Some("updated"))
+    );
     let warning = log_lines()
         .into_iter()
         .find(|line| {
@@ -144,7 +170,8 @@ async fn two_503s_then_a_201_deliver_the_customer_once() {
         .await;
 
     let body = fixture("shopify/shopify-customers-create.json");
-    app.post_shopify("acme", "customers/create", "wh-503", &body).await;
+    app.post_shopify("acme", "customers/create", "wh-503", &body)
+        .await;
     let job = app.settled("acme", "wh-503").await;
 
     assert_eq!((job.state, job.attempts), (JobState::Done, 3));
@@ -168,7 +195,8 @@ async fn a_429_with_retry_after_waits_that_long_not_the_schedule_step() {
         .await;
 
     let body = fixture("shopify/shopify-customers-create.json");
-    app.post_shopify("acme", "customers/create", "wh-429", &body).await;
+    app.post_shopify("acme", "customers/create", "wh-429", &body)
+        .await;
     let waiting = eventually(Duration::from_secs(5), || async {
         app.job("acme", "wh-429")
             .await
@@ -181,7 +209,10 @@ async fn a_429_with_retry_after_waits_that_long_not_the_schedule_step() {
         .next_attempt_at
         .duration_since(SystemTime::now())
         .unwrap_or_default();
-    assert!(wait > Duration::from_millis(1000) && wait <= Duration::from_secs(2), "{wait:?}");
+    assert!(
+        wait > Duration::from_millis(1000) && wait <= Duration::from_secs(2),
+        "{wait:?}"
+    );
     assert!(waiting.last_error.unwrap().contains("429"));
     let job = app.settled("acme", "wh-429").await;
     assert_eq!((job.state, job.attempts), (JobState::Done, 2));
@@ -200,12 +231,16 @@ async fn a_400_parks_the_job_as_dead_with_vendastas_reason() {
         .await;
 
     let body = fixture("shopify/shopify-customers-create.json");
-    app.post_shopify("acme", "customers/create", "wh-400", &body).await;
+    app.post_shopify("acme", "customers/create", "wh-400", &body)
+        .await;
     let job = app.settled("acme", "wh-400").await;
 
     assert_eq!(job.state, JobState::Dead);
     let reason = job.last_error.unwrap();
-    assert!(reason.contains("400") && reason.contains("regionCode CA-ZZ is not a valid region"), "{reason}");
+    assert!(
+        reason.contains("400") && reason.contains("regionCode CA-ZZ is not a valid region"),
+        "{reason}"
+    );
 }
 
 #[tokio::test]
@@ -213,7 +248,11 @@ async fn unusable_contacts_are_parked_without_calling_vendasta() {
     // Arrange: a shop with no location on a route without a default, and a contact
     // with neither email nor phone.
     let app = spawn_app().await;
-    Mock::given(method("POST")).respond_with(created("AG-1:CUSTOMER-1")).expect(0).mount(&app.vendasta).await;
+    Mock::given(method("POST"))
+        .respond_with(created("AG-1:CUSTOMER-1"))
+        .expect(0)
+        .mount(&app.vendasta)
+        .await;
     let body = fixture("shopify/shopify-customers-create.json");
     let mut headers = shopify_headers("customers/create", "wh-noloc", Some(&sign(SECRET, &body)));
     headers.retain(|(name, _)| name != "X-Shopify-Shop-Domain");
@@ -225,14 +264,18 @@ async fn unusable_contacts_are_parked_without_calling_vendasta() {
 
     // Act
     app.post("multi", &body, &headers).await;
-    app.post_shopify("acme", "customers/create", "wh-anon", &anonymous).await;
+    app.post_shopify("acme", "customers/create", "wh-anon", &anonymous)
+        .await;
     let no_location = app.settled("multi", "wh-noloc").await;
     let no_contact = app.settled("acme", "wh-anon").await;
 
     // Assert
     assert_eq!(no_location.state, JobState::Dead);
     let reason = no_location.last_error.unwrap();
-    assert!(reason.contains("south.myshopify.com") && reason.contains("shop_locations"), "{reason}");
+    assert!(
+        reason.contains("south.myshopify.com") && reason.contains("shop_locations"),
+        "{reason}"
+    );
     assert_eq!(no_contact.state, JobState::Dead);
     assert_eq!(no_contact.outcome.as_deref(), Some("no_email_or_phone"));
 }
@@ -240,7 +283,11 @@ async fn unusable_contacts_are_parked_without_calling_vendasta() {
 #[tokio::test]
 async fn a_mapped_shop_domain_picks_its_business_location() {
     let app = spawn_app().await;
-    Mock::given(method("POST")).respond_with(created("AG-NORTH:CUSTOMER-1")).expect(1).mount(&app.vendasta).await;
+    Mock::given(method("POST"))
+        .respond_with(created("AG-NORTH:CUSTOMER-1"))
+        .expect(1)
+        .mount(&app.vendasta)
+        .await;
     let body = fixture("shopify/shopify-customers-create.json");
     let mut headers = shopify_headers("customers/create", "wh-north", Some(&sign(SECRET, &body)));
     headers.retain(|(name, _)| name != "X-Shopify-Shop-Domain");
@@ -250,23 +297,39 @@ async fn a_mapped_shop_domain_picks_its_business_location() {
     app.settled("multi", "wh-north").await;
 
     let sent = json_body(&app.upstream_requests().await[0]);
-    assert_eq!(sent["data"]["relationships"]["businessLocation"]["data"]["id"], "AG-NORTH");
+    assert_eq!(
+        sent["data"]["relationships"]["businessLocation"]["data"]["id"],
+        "AG-NORTH"
+    );
 }
 
 #[tokio::test]
 async fn an_update_older_than_the_applied_one_is_skipped_as_stale() {
     let app = spawn_app().await;
-    Mock::given(method("POST")).respond_with(created("AG-123:CUSTOMER-5")).expect(1).mount(&app.vendasta).await;
-    Mock::given(method("PATCH")).respond_with(ResponseTemplate::new(200)).expect(0).mount(&app.vendasta).await;
+    Mock::given(method("POST"))
+        .respond_with(created("AG-123:CUSTOMER-5"))
+        .expect(1)
+        .mount(&app.vendasta)
+        .await;
+    Mock::given(method("PATCH"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&app.vendasta)
+        .await;
 
     let newer = customer(5, "five@example.com", "2026-03-02T00:00:00Z");
     let older = customer(5, "five@example.com", "2026-03-01T00:00:00Z");
-    app.post_shopify("acme", "customers/update", "wh-new", &newer).await;
+    app.post_shopify("acme", "customers/update", "wh-new", &newer)
+        .await;
     app.settled("acme", "wh-new").await;
-    app.post_shopify("acme", "customers/update", "wh-old", &older).await;
+    app.post_shopify("acme", "customers/update", "wh-old", &older)
+        .await;
     let job = app.settled("acme", "wh-old").await;
 
-    assert_eq!((job.state, job.outcome.as_deref()), (JobState::Done, Some("stale")));
+    assert_eq!(
+        (job.state, job.outcome.as_deref()),
+        (JobState::Done, Some("stale"))
+    );
 }
 
 #[tokio::test]
@@ -280,12 +343,18 @@ async fn no_log_line_at_any_level_contains_an_email_or_a_phone_number() {
         })))
         .mount(&app.vendasta)
         .await;
-    let mut body: Value = serde_json::from_slice(&customer(77, "leak-check@example.com", "2026-01-01T00:00:00Z")).unwrap();
+    let mut body: Value = serde_json::from_slice(&customer(
+        77,
+        "leak-check@example.com",
+        "2026-01-01T00:00:00Z",
+    ))
+    .unwrap();
     body["phone"] = Value::from("+1 613 555 0123");
     let body = serde_json::to_vec(&body).unwrap();
 
     // Act
-    app.post_shopify("acme", "customers/create", "wh-leak", &body).await;
+    app.post_shopify("acme", "customers/create", "wh-leak", &body)
+        .await;
     let job = app.settled("acme", "wh-leak").await;
 
     // Assert: stored reasons and every log line of this binary are clean.
@@ -294,7 +363,13 @@ async fn no_log_line_at_any_level_contains_an_email_or_a_phone_number() {
     assert!(!reason.contains("leak-check@example.com"), "{reason}");
     let logs = log_text();
     assert!(logs.contains("wh-leak"), "the flow was logged");
-    for needle in ["leak-check@example.com", "6135550123", "613 555 0123", TOKEN, SECRET] {
+    for needle in [
+        "leak-check@example.com",
+        "6135550123",
+        "613 555 0123",
+        TOKEN,
+        SECRET,
+    ] {
         assert!(!logs.contains(needle), "a log line contains {needle}");
     }
 }

@@ -114,12 +114,27 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
 
 impl TestApp {
     /// Posts `body` to `/webhooks/{route}` signed with the test secret.
-    pub async fn post_shopify(&self, route: &str, topic: &str, webhook_id: &str, body: &[u8]) -> reqwest::Response {
-        self.post(route, body, &shopify_headers(topic, webhook_id, Some(&sign(SECRET, body))))
-            .await
+    pub async fn post_shopify(
+        &self,
+        route: &str,
+        topic: &str,
+        webhook_id: &str,
+        body: &[u8],
+    ) -> reqwest::Response {
+        self.post(
+            route,
+            body,
+            &shopify_headers(topic, webhook_id, Some(&sign(SECRET, body))),
+        )
+        .await
     }
 
-    pub async fn post(&self, route: &str, body: &[u8], headers: &[(String, String)]) -> reqwest::Response {
+    pub async fn post(
+        &self,
+        route: &str,
+        body: &[u8],
+        headers: &[(String, String)],
+    ) -> reqwest::Response {
         let mut request = self
             .http
             .post(format!("{}/webhooks/{route}", self.ingest))
@@ -133,7 +148,10 @@ impl TestApp {
 
     /// The job stored for a delivery id on route `acme`-like routes.
     pub async fn job(&self, route: &str, delivery_id: &str) -> Option<Job> {
-        self.store.job_by_delivery(route, delivery_id).await.expect("store read")
+        self.store
+            .job_by_delivery(route, delivery_id)
+            .await
+            .expect("store read")
     }
 
     /// Waits until the job reaches a final state (done or dead) and returns it.
@@ -191,7 +209,10 @@ pub fn shopify_headers(topic: &str, webhook_id: &str, hmac: Option<&str>) -> Vec
     let mut headers = vec![
         ("X-Shopify-Topic".to_string(), topic.to_string()),
         ("X-Shopify-Webhook-Id".to_string(), webhook_id.to_string()),
-        ("X-Shopify-Shop-Domain".to_string(), "acme.myshopify.com".to_string()),
+        (
+            "X-Shopify-Shop-Domain".to_string(),
+            "acme.myshopify.com".to_string(),
+        ),
         ("X-Shopify-API-Version".to_string(), "2026-07".to_string()),
     ];
     if let Some(hmac) = hmac {
@@ -201,12 +222,17 @@ pub fn shopify_headers(topic: &str, webhook_id: &str, hmac: Option<&str>) -> Vec
 }
 
 pub fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).expect("fixture")
+    std::fs::read(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("fixture")
 }
 
 /// The Shopify create fixture with its id, email and `updated_at` replaced.
 pub fn customer(id: u64, email: &str, updated_at: &str) -> Vec<u8> {
-    let mut body: Value = serde_json::from_slice(&fixture("shopify/shopify-customers-create.json")).expect("json");
+    let mut body: Value =
+        serde_json::from_slice(&fixture("shopify/shopify-customers-create.json")).expect("json");
     body["id"] = Value::from(id);
     body["email"] = Value::from(email);
     body["updated_at"] = Value::from(updated_at);

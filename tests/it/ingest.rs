@@ -53,7 +53,11 @@ async fn the_computed_customer_vector_is_accepted_and_stored() {
     assert_eq!(json["status"], "accepted");
     let job = app.job("acme", "wh-vector").await.expect("stored");
     assert_eq!(json["id"], job.id.to_string());
-    assert_eq!(job.payload.as_ref(), body.as_slice(), "the exact bytes are stored");
+    assert_eq!(
+        job.payload.as_ref(),
+        body.as_slice(),
+        "the exact bytes are stored"
+    );
     assert_eq!(job.contact_id.as_deref(), Some("706405506930370084"));
 }
 
@@ -61,15 +65,34 @@ async fn the_computed_customer_vector_is_accepted_and_stored() {
 async fn bad_signatures_get_401_naming_the_problem_and_store_nothing() {
     // The upstream must never be called for an unsigned request.
     let app = spawn_app().await;
-    Mock::given(method("POST")).respond_with(created("AG-123:CUSTOMER-1")).expect(0).mount(&app.vendasta).await;
+    Mock::given(method("POST"))
+        .respond_with(created("AG-123:CUSTOMER-1"))
+        .expect(0)
+        .mount(&app.vendasta)
+        .await;
     let body = fixture("shopify/shopify-customers-create.json");
     let mut tampered = body.clone();
     tampered[10] ^= 1;
     let cases = [
-        ("tampered", tampered.clone(), Some(sign(SECRET, &body)), "signature_mismatch"),
-        ("wrong secret", body.clone(), Some(sign("not-the-secret", &body)), "signature_mismatch"),
+        (
+            "tampered",
+            tampered.clone(),
+            Some(sign(SECRET, &body)),
+            "signature_mismatch",
+        ),
+        (
+            "wrong secret",
+            body.clone(),
+            Some(sign("not-the-secret", &body)),
+            "signature_mismatch",
+        ),
         ("missing header", body.clone(), None, "missing_signature"),
-        ("not base64", body.clone(), Some("***".to_string()), "malformed_signature"),
+        (
+            "not base64",
+            body.clone(),
+            Some("***".to_string()),
+            "malformed_signature",
+        ),
     ];
 
     for (name, payload, hmac, code) in cases {
@@ -80,10 +103,16 @@ async fn bad_signatures_get_401_naming_the_problem_and_store_nothing() {
         let json: Value = response.json().await.unwrap();
         assert_eq!(json["error"], code, "{name}");
         assert!(
-            json["message"].as_str().unwrap().contains("X-Shopify-Hmac-Sha256"),
+            json["message"]
+                .as_str()
+                .unwrap()
+                .contains("X-Shopify-Hmac-Sha256"),
             "{name}: {json}"
         );
-        assert!(app.job("acme", &format!("wh-{name}")).await.is_none(), "{name}");
+        assert!(
+            app.job("acme", &format!("wh-{name}")).await.is_none(),
+            "{name}"
+        );
     }
     assert_eq!(app.store.counts().await.unwrap(), Default::default());
 }
@@ -111,10 +140,14 @@ async fn the_same_webhook_id_twice_is_one_job_and_one_upstream_request() {
     let body = fixture("shopify/shopify-customers-create.json");
 
     // Act
-    let first = app.post_shopify("acme", "customers/create", "wh-dup", &body).await;
+    let first = app
+        .post_shopify("acme", "customers/create", "wh-dup", &body)
+        .await;
     let first: Value = first.json().await.unwrap();
     app.settled("acme", "wh-dup").await;
-    let second = app.post_shopify("acme", "customers/create", "wh-dup", &body).await;
+    let second = app
+        .post_shopify("acme", "customers/create", "wh-dup", &body)
+        .await;
 
     // Assert
     assert_eq!(second.status(), StatusCode::OK);
@@ -131,15 +164,24 @@ async fn unknown_routes_get_404_and_oversized_bodies_get_413() {
     let app = spawn_app_with(|config| config.server.max_body_bytes = 64).await;
     let body = fixture("shopify/shopify-customers-create.json");
 
-    let unknown = app.post_shopify("nope", "customers/create", "wh-1", &body).await;
-    let large = app.post_shopify("acme", "customers/create", "wh-2", &body).await;
+    let unknown = app
+        .post_shopify("nope", "customers/create", "wh-1", &body)
+        .await;
+    let large = app
+        .post_shopify("acme", "customers/create", "wh-2", &body)
+        .await;
 
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
     let json: Value = unknown.json().await.unwrap();
     assert_eq!(json["error"], "unknown_route");
     assert_eq!(large.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let json: Value = large.json().await.unwrap();
-    assert!(json["message"].as_str().unwrap().contains("server.max_body_bytes"));
+    assert!(
+        json["message"]
+            .as_str()
+            .unwrap()
+            .contains("server.max_body_bytes")
+    );
     assert_eq!(app.store.counts().await.unwrap(), Default::default());
 }
 
@@ -149,13 +191,20 @@ async fn a_store_that_cannot_commit_gives_503_with_retry_after_never_200() {
     app.store.close().await;
     let body = fixture("shopify/shopify-customers-create.json");
 
-    let response = app.post_shopify("acme", "customers/create", "wh-down", &body).await;
+    let response = app
+        .post_shopify("acme", "customers/create", "wh-down", &body)
+        .await;
 
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(response.headers().get("retry-after").is_some());
     let json: Value = response.json().await.unwrap();
     assert_eq!(json["error"], "store_unavailable");
-    let ready = app.http.get(format!("{}/readyz", app.admin)).send().await.unwrap();
+    let ready = app
+        .http
+        .get(format!("{}/readyz", app.admin))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     let ready: Value = ready.json().await.unwrap();
     assert_eq!(ready["checks"]["store"]["ok"], false);
@@ -164,10 +213,16 @@ async fn a_store_that_cannot_commit_gives_503_with_retry_after_never_200() {
 #[tokio::test]
 async fn a_signed_malformed_body_is_stored_and_parked_as_dead_with_its_reason() {
     let app = spawn_app().await;
-    Mock::given(method("POST")).respond_with(created("AG-123:CUSTOMER-1")).expect(0).mount(&app.vendasta).await;
+    Mock::given(method("POST"))
+        .respond_with(created("AG-123:CUSTOMER-1"))
+        .expect(0)
+        .mount(&app.vendasta)
+        .await;
     let body = br#"{"id": 42, "email": "broken@example.com", "first_name": "#;
 
-    let response = app.post_shopify("acme", "customers/create", "wh-bad", body).await;
+    let response = app
+        .post_shopify("acme", "customers/create", "wh-bad", body)
+        .await;
 
     assert_eq!(response.status(), StatusCode::OK);
     let job = app.settled("acme", "wh-bad").await;
@@ -181,9 +236,19 @@ async fn a_signed_malformed_body_is_stored_and_parked_as_dead_with_its_reason() 
 async fn health_and_readiness_answer_on_the_admin_listener() {
     let app = spawn_app().await;
 
-    let live = app.http.get(format!("{}/healthz", app.admin)).send().await.unwrap();
+    let live = app
+        .http
+        .get(format!("{}/healthz", app.admin))
+        .send()
+        .await
+        .unwrap();
     let ready = eventually(Duration::from_secs(5), || async {
-        let response = app.http.get(format!("{}/readyz", app.admin)).send().await.ok()?;
+        let response = app
+            .http
+            .get(format!("{}/readyz", app.admin))
+            .send()
+            .await
+            .ok()?;
         (response.status() == StatusCode::OK).then_some(response)
     })
     .await
@@ -195,6 +260,15 @@ async fn health_and_readiness_answer_on_the_admin_listener() {
     for check in ["store", "worker", "draining"] {
         assert_eq!(body["checks"][check]["ok"], true, "{check}: {body}");
     }
-    let public = app.http.get(format!("{}/readyz", app.ingest)).send().await.unwrap();
-    assert_eq!(public.status(), StatusCode::NOT_FOUND, "health stays off the public listener");
+    let public = app
+        .http
+        .get(format!("{}/readyz", app.ingest))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        public.status(),
+        StatusCode::NOT_FOUND,
+        "health stays off the public listener"
+    );
 }

@@ -1,6 +1,9 @@
 //! Integration tests: the real router over real HTTP on 127.0.0.1, a real mock Vendasta
 //! (wiremock) on port 0, and the built binary where process behaviour matters.
 
+// Test helpers panic on purpose: a failed setup step should stop the test loudly.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 #[path = "../support/schema.rs"]
 mod schema;
 
