@@ -82,9 +82,7 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, ClientError> {
 /// Cheap to clone (the connection pool is shared). `Debug` shows the token as `[redacted]`.
 #[derive(Debug, Clone)]
 pub struct Client {
-    /// `None` only if [`http_client`] failed in [`Client::new`] (logged there); every
-    /// request then answers `Retry`, so queued work waits for a fix instead of going dead.
-    http: Option<reqwest::Client>,
+    http: reqwest::Client,
     customers_url: String,
     token: Secret,
     /// The request budget, for the "timed out after …" reason.
@@ -107,29 +105,16 @@ struct Reply {
 }
 
 impl Client {
-    /// Prepares the client; does no I/O.
-    pub fn new(config: &VendastaConfig) -> Self {
+    /// Prepares the client; does no I/O. Fails only if the TLS backend cannot load, which
+    /// the bridge reports at startup rather than retrying every delivery forever.
+    pub fn new(config: &VendastaConfig) -> Result<Self, ClientError> {
         let timeout = config.request_timeout();
-        let http = match http_client(timeout) {
-            Ok(http) => Some(http),
-            Err(error) => {
-                let cause = error.source().map(ToString::to_string).unwrap_or_default();
-                tracing::error!(
-                    code = error.code(),
-                    %error,
-                    %cause,
-                    "Failed to build the HTTP client; every delivery to Vendasta will be retried \
-                     until the bridge is restarted with a working TLS setup."
-                );
-                None
-            }
-        };
-        Self {
-            http,
+        Ok(Self {
+            http: http_client(timeout)?,
             customers_url: config.customers_url.clone(),
             token: config.token.clone(),
             timeout,
-        }
+        })
     }
 
     /// `POST {customers_url}`: creates a customer in `business_location` (`AG-…`).
@@ -203,13 +188,8 @@ impl Client {
 
     /// Sends one request; `Err` is the outcome of a request that got no status back.
     async fn send(&self, method: Method, url: Url, body: Vec<u8>) -> Result<Reply, Outcome> {
-        let Some(http) = &self.http else {
-            return Err(Outcome::Retry {
-                reason: "the http client could not be built at startup (see the log)".into(),
-                retry_after: None,
-            });
-        };
-        let response = http
+        let response = self
+            .http
             .request(method.clone(), url)
             .header(CONTENT_TYPE, JSON_API)
             .header(ACCEPT, JSON_API)
@@ -656,7 +636,7 @@ mod tests {
 
     async fn start() -> (MockServer, Client) {
         let server = MockServer::start().await;
-        let client = Client::new(&config(&server.uri(), 5));
+        let client = Client::new(&config(&server.uri(), 5)).unwrap();
         (server, client)
     }
 
@@ -1053,7 +1033,7 @@ mod tests {
     async fn a_timeout_is_retried() {
         // Arrange
         let server = MockServer::start().await;
-        let client = Client::new(&config(&server.uri(), 1));
+        let client = Client::new(&config(&server.uri(), 1)).unwrap();
         Mock::given(method("POST"))
             .respond_with(ResponseTemplate::new(201).set_delay(Duration::from_secs(30)))
             .mount(&server)
@@ -1075,7 +1055,7 @@ mod tests {
             let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
             listener.local_addr().expect("address").port()
         };
-        let client = Client::new(&config(&format!("http://127.0.0.1:{port}"), 5));
+        let client = Client::new(&config(&format!("http://127.0.0.1:{port}"), 5)).unwrap();
 
         // Act
         let outcome = client.create(LOCATION, &attributes()).await;
@@ -1088,7 +1068,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unusable_customers_url_is_retried_without_a_request() {
-        let client = Client::new(&config("not a url", 5));
+        let client = Client::new(&config("not a url", 5)).unwrap();
         let (reason, _) = retry(client.create(LOCATION, &attributes()).await);
         assert_eq!(reason, "vendasta.customers_url is not a usable http(s) url");
     }
@@ -1098,7 +1078,8 @@ mod tests {
         let client = Client::new(&VendastaConfig {
             customers_url: "https://prod.apigateway.co/business/customers/".into(),
             ..config("", 5)
-        });
+        })
+        .unwrap();
         let url = client.member_url("AG-1:CUSTOMER-2").expect("url");
         assert_eq!(
             url.as_str(),
@@ -1111,7 +1092,7 @@ mod tests {
 
     #[test]
     fn debug_never_shows_the_token() {
-        let client = Client::new(&config("http://127.0.0.1:1", 5));
+        let client = Client::new(&config("http://127.0.0.1:1", 5)).unwrap();
         let debug = format!("{client:?}");
         assert!(!debug.contains(TOKEN), "{debug}");
         assert!(debug.contains("[redacted]"), "{debug}");
