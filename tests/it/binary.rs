@@ -26,11 +26,16 @@ struct Bridge {
 }
 
 impl Bridge {
-    /// Starts the binary and waits for its "Bridge started." line to learn its ports.
+    /// Starts `serve --config FILE`.
     fn start(config: &Path) -> Bridge {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(config)
+        let mut command = Command::new(BIN);
+        command.args(["serve", "--config"]).arg(config);
+        Bridge::spawn(command)
+    }
+
+    /// Spawns `command` and waits for its "Bridge started." line to learn its ports.
+    fn spawn(mut command: Command) -> Bridge {
+        let mut child = command
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -385,4 +390,64 @@ async fn sigterm_during_a_slow_delivery_lets_it_finish_and_exits_0() {
         (job.state, job.customer_id.as_deref()),
         (JobState::Done, Some("AG-123:CUSTOMER-SLOW"))
     );
+}
+
+#[tokio::test]
+async fn the_binary_runs_on_environment_variables_alone_as_the_container_does() {
+    // Arrange: no config file; everything from BRIDGE_* variables, like the image.
+    let dir = tempfile::tempdir().unwrap();
+    let vendasta = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(created("AG-9:CUSTOMER-1"))
+        .expect(1)
+        .mount(&vendasta)
+        .await;
+    let env = [
+        ("BRIDGE_SERVER__LISTEN_ADDRESS", "127.0.0.1:0".to_string()),
+        ("BRIDGE_ADMIN__LISTEN_ADDRESS", "127.0.0.1:0".to_string()),
+        (
+            "BRIDGE_STORE__URL",
+            format!("sqlite://{}/data/bridge.db", dir.path().display()),
+        ),
+        (
+            "BRIDGE_VENDASTA__CUSTOMERS_URL",
+            format!("{}/business/customers", vendasta.uri()),
+        ),
+        (
+            "BRIDGE_DELIVERY__POLL_INTERVAL_MILLISECONDS",
+            "50".to_string(),
+        ),
+        ("VENDASTA_TOKEN", "env-token".to_string()),
+        ("BRIDGE_ROUTES__0__NAME", "acme".to_string()),
+        ("BRIDGE_ROUTES__0__SOURCE", "shopify".to_string()),
+        ("BRIDGE_ROUTES__0__SECRETS", SECRET.to_string()),
+        ("BRIDGE_ROUTES__0__BUSINESS_LOCATION", "AG-9".to_string()),
+    ];
+    let mut command = Command::new(BIN);
+    command.arg("serve").env_remove("BRIDGE_CONFIG");
+    for (name, value) in &env {
+        command.env(name, value);
+    }
+    let mut bridge = Bridge::spawn(command);
+    let client = test_client();
+
+    // Act
+    let body = customer(55, "env@example.com", "2026-01-01T00:00:00Z");
+    let response = post(&client, &bridge, "wh-env", &body).await;
+
+    // Assert
+    assert_eq!(response.status(), 200);
+    let request = eventually(Duration::from_secs(10), || async {
+        vendasta
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+    })
+    .await
+    .expect("delivered");
+    assert_eq!(request.headers["authorization"], "Bearer env-token");
+    bridge.signal("TERM");
+    assert_eq!(bridge.wait_exit(Duration::from_secs(20)), Some(0));
 }
