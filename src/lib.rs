@@ -19,11 +19,13 @@
 //! - [`delivery`]: the worker that claims jobs and delivers them; pure retry maths.
 //! - [`health`]: readiness state shared by the worker, the store and `/readyz`.
 //! - [`app`]: wires everything together and runs it until shutdown.
+//! - [`cli`]: the subcommands beyond `serve` and `check-config`.
 //! - [`telemetry`]: the tracing subscriber.
 //!
 //! Dependency direction: `http → sources → store ← delivery → (transform, vendasta)`.
 
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod contact;
 pub mod delivery;
