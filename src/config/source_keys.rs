@@ -354,6 +354,132 @@ impl MappingConfig {
 mod tests {
     use super::*;
 
+    fn load(routes: &str) -> Result<Config, super::super::ConfigError> {
+        let env = [("VENDASTA_TOKEN".to_string(), "t".to_string())].into();
+        Config::from_sources(Some(routes), None, &env)
+    }
+
+    const GENERIC: &str = r#"
+        [[routes]]
+        name = "crm"
+        source = "generic"
+        secrets = ["s"]
+        business_location = "AG-1"
+        [routes.signature]
+        header = "X-Crm-Signature"
+        signed_content = "{timestamp}.{body}"
+        timestamp_header = "X-Crm-Time"
+        [routes.mapping]
+        event_type = "/event"
+        delivery_id = "/id"
+        contact_id = "/contact/id"
+        event_types = { "contact.saved" = "upsert" }
+        [routes.mapping.fields]
+        email = "/contact/email"
+    "#;
+
+    #[test]
+    fn a_complete_generic_route_loads() {
+        let config = load(GENERIC).unwrap();
+        let route = &config.routes[0];
+        assert_eq!(route.timestamp_tolerance_seconds, 300);
+        let signature = route.signature.as_ref().unwrap();
+        assert_eq!(signature.signed_content, SignedContent::TimestampDotBody);
+        assert_eq!(signature.algorithm, HmacAlgorithm::Sha256);
+        assert_eq!(
+            route.mapping.as_ref().unwrap().event_types["contact.saved"],
+            EventAction::Upsert
+        );
+    }
+
+    #[test]
+    fn a_bad_json_pointer_in_a_route_is_a_startup_error_naming_the_key() {
+        let bad = GENERIC
+            .replace(r#"email = "/contact/email""#, r#"email = "contact/email""#)
+            .replace(
+                r#"contact_id = "/contact/id""#,
+                r#"contact_id = "/contact/~2id""#,
+            );
+        let text = load(&bad).unwrap_err().to_string();
+        assert!(
+            text.contains("routes[0].mapping.fields.email `contact/email` is not a JSON Pointer"),
+            "{text}"
+        );
+        assert!(
+            text.contains("routes[0].mapping.contact_id `/contact/~2id` has a bad escape"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn each_source_names_the_key_it_lacks() {
+        let routes = r#"
+            [[routes]]
+            name = "sq"
+            source = "square"
+            secrets = ["k"]
+            business_location = "AG-1"
+            [[routes]]
+            name = "st"
+            source = "stripe"
+            secrets = ["no-prefix"]
+            business_location = "AG-1"
+            timestamp_tolerance_seconds = 0
+            [[routes]]
+            name = "pd"
+            source = "pipedrive"
+            secrets = ["just-a-password"]
+            business_location = "AG-1"
+            [[routes]]
+            name = "sw"
+            source = "standard"
+            secrets = ["whsec_%%%"]
+            business_location = "AG-1"
+            [[routes]]
+            name = "g"
+            source = "generic"
+            secrets = ["s"]
+            business_location = "AG-1"
+            [[routes]]
+            name = "sh"
+            source = "shopify"
+            secrets = ["s"]
+            business_location = "AG-1"
+            notification_url = "https://x.test/"
+        "#;
+        let text = load(routes).unwrap_err().to_string();
+        for expected in [
+            "routes[0].notification_url is missing",
+            "routes[1].secrets[0] does not start with `whsec_`",
+            "routes[1].timestamp_tolerance_seconds is 0",
+            "routes[2].secrets[0] is not a `user:password` pair",
+            "routes[3].secrets[0] is not a Standard Webhooks secret",
+            "routes[3].mapping is missing",
+            "routes[4].signature is missing",
+            "routes[4].mapping is missing",
+            "routes[5].notification_url is set but source `shopify` does not use it",
+        ] {
+            assert!(text.contains(expected), "{expected}\n{text}");
+        }
+    }
+
+    #[test]
+    fn shop_locations_still_loads_as_tenant_locations() {
+        let routes = r#"
+            [[routes]]
+            name = "s"
+            source = "shopify"
+            secrets = ["s"]
+            [routes.shop_locations]
+            "A.myshopify.com" = "AG-7"
+        "#;
+        let config = load(routes).unwrap();
+        assert_eq!(
+            config.routes[0].location_for(Some("a.MyShopify.com")),
+            Some("AG-7")
+        );
+    }
+
     fn problems(pointer: &str) -> Vec<String> {
         let mut problems = Vec::new();
         check_pointer("routes[0].mapping.fields.email", pointer, &mut problems);

@@ -121,7 +121,7 @@ pub fn check_timestamp(
 /// Decodes lowercase or uppercase hex; `None` if it is not hex.
 pub fn decode_hex(text: &str) -> Option<Vec<u8>> {
     let text = text.trim();
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())

@@ -33,7 +33,8 @@ const DEFAULT_EVENT_TYPE: &str = "/type";
 /// A Standard Webhooks route's verifier and parser.
 #[derive(Debug)]
 pub struct Standard {
-    /// Decoded HMAC keys; config validation has checked that each secret decodes.
+    /// Secrets as configured (`whsec_<base64>`), kept as `Secret` so `Debug` never shows
+    /// them; decoded per request (config validation has checked that each decodes).
     keys: Vec<Secret>,
     tolerance_seconds: u64,
     mapping: MappingConfig,
