@@ -14,7 +14,7 @@ use vendasta_bridge::store::JobState;
 use wiremock::{Mock, matchers::method};
 
 use crate::{
-    helpers::{TestApp, created, fixture, json_body, spawn_app_with, test_config},
+    helpers::{TestApp, created, fixture, json_body, log_text, spawn_app_with, test_config},
     schema,
 };
 
@@ -394,6 +394,17 @@ async fn each_sources_sample_payload_becomes_exactly_the_expected_vendasta_body(
         schema::assert_valid_create(&sent);
     }
     assert_eq!(app.upstream_requests().await.len(), 6);
+    let logs = log_text();
+    for personal in [
+        "squareup.com",
+        "john.doe@",
+        "jennyrosen@",
+        "orbit.example",
+        "3322575",
+        "912 345",
+    ] {
+        assert!(!logs.contains(personal), "a log line contains `{personal}`");
+    }
 }
 
 #[tokio::test]
@@ -540,4 +551,51 @@ async fn wrong_pipedrive_credentials_and_a_wrong_square_url_are_refused() {
     assert!(pipedrive.text().await.unwrap().contains("user:password"));
     assert_eq!(square.status(), StatusCode::UNAUTHORIZED);
     assert!(square.text().await.unwrap().contains("notification_url"));
+}
+
+#[test]
+fn the_binary_refuses_to_start_with_a_bad_json_pointer_or_a_missing_source_key() {
+    // Arrange: the Orbit route with one pointer broken, and a Square route without its URL.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bridge.toml");
+    let orbit = ROUTES
+        .split("[[routes]]")
+        .find(|route| route.contains("name = \"orbit\""))
+        .unwrap()
+        .replace(
+            r#"contact_id = "/member/uid""#,
+            r#"contact_id = "member/uid""#,
+        );
+    let text = format!(
+        r#"
+        [vendasta]
+        token = "t"
+        [[routes]]
+        name = "sq"
+        source = "square"
+        secrets = ["k"]
+        business_location = "AG-1"
+        [[routes]]{orbit}"#
+    );
+    std::fs::write(&path, text).unwrap();
+
+    // Act
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_vendasta-bridge"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+
+    // Assert
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("2 problems"), "{stderr}");
+    assert!(
+        stderr.contains("routes[1].mapping.contact_id `member/uid` is not a JSON Pointer"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("routes[0].notification_url is missing"),
+        "{stderr}"
+    );
 }
