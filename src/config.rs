@@ -18,6 +18,14 @@ use std::{
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de::DeserializeOwned};
 use toml::{Table, Value};
 
+mod source_keys;
+
+use source_keys::default_timestamp_tolerance_seconds;
+pub use source_keys::{
+    EventAction, FieldsConfig, HmacAlgorithm, MappingConfig, SignatureConfig, SignatureEncoding,
+    SignedContent, check_pointer,
+};
+
 /// The compiled-in defaults; also the documentation of every key.
 pub const DEFAULTS: &str = include_str!("../config/default.toml");
 
@@ -25,7 +33,15 @@ pub const DEFAULTS: &str = include_str!("../config/default.toml");
 const ENV_PREFIX: &str = "BRIDGE_";
 
 /// Source kinds a route may name. One entry per file in `src/sources/`.
-pub const SOURCES: &[&str] = &["shopify"];
+pub const SOURCES: &[&str] = &[
+    "shopify",
+    "square",
+    "woocommerce",
+    "stripe",
+    "standard",
+    "pipedrive",
+    "generic",
+];
 
 /// The whole effective configuration.
 #[derive(Debug, Clone, Serialize)]
@@ -121,17 +137,40 @@ pub struct RouteConfig {
     /// Tags added to every customer from this route.
     #[serde(default, deserialize_with = "one_or_many")]
     pub tags: Vec<String>,
-    /// Shop domain (`X-Shopify-Shop-Domain`) → business location, for one route serving
-    /// several shops; falls back to `business_location`.
+    /// Tenant key → business location, for one route serving several provider accounts
+    /// (Shopify shop domain, Square `merchant_id`, WooCommerce store URL, Stripe Connect
+    /// account, Pipedrive company id, or the generic `mapping.tenant` value); matched
+    /// case-insensitively; falls back to `business_location`. `shop_locations` is the
+    /// older name and still accepted.
+    #[serde(default, alias = "shop_locations")]
+    pub tenant_locations: BTreeMap<String, String>,
+    /// Square: the notification URL exactly as entered in the subscription; Square signs
+    /// it together with the body.
     #[serde(default)]
-    pub shop_locations: BTreeMap<String, String>,
+    pub notification_url: Option<String>,
+    /// Stripe, Standard Webhooks and timestamped generic routes: a signed timestamp older
+    /// or further in the future than this is refused (replay protection).
+    #[serde(default = "default_timestamp_tolerance_seconds")]
+    pub timestamp_tolerance_seconds: u64,
+    /// Generic routes: how the provider signs its requests.
+    #[serde(default)]
+    pub signature: Option<SignatureConfig>,
+    /// Standard Webhooks and generic routes: where the envelope and the contact's fields
+    /// sit in the JSON body (JSON Pointers) and which event types are delivered.
+    #[serde(default)]
+    pub mapping: Option<MappingConfig>,
 }
 
 impl RouteConfig {
     /// The business location for a webhook from `tenant` (e.g. a shop domain).
     pub fn location_for(&self, tenant: Option<&str>) -> Option<&str> {
         tenant
-            .and_then(|t| self.shop_locations.get(&t.to_ascii_lowercase()))
+            .and_then(|t| {
+                self.tenant_locations
+                    .iter()
+                    .find(|(key, _)| key.eq_ignore_ascii_case(t))
+                    .map(|(_, location)| location)
+            })
             .or(self.business_location.as_ref())
             .map(String::as_str)
     }
@@ -364,6 +403,7 @@ impl Config {
         for (i, route) in self.routes.iter().enumerate() {
             route.validate(&format!("routes[{i}]"), &mut names, problems);
         }
+        self.validate_source_keys(problems);
     }
 }
 
@@ -404,17 +444,17 @@ impl RouteConfig {
                 ));
             }
         }
-        if self.business_location.is_none() && self.shop_locations.is_empty() {
+        if self.business_location.is_none() && self.tenant_locations.is_empty() {
             problems.push(format!(
-                "{key} has no business location: set {key}.business_location = \"AG-…\" (or map shops in {key}.shop_locations)"
+                "{key} has no business location: set {key}.business_location = \"AG-…\" (or map tenants in {key}.tenant_locations)"
             ));
         }
         if let Some(location) = &self.business_location {
             check_location(&format!("{key}.business_location"), location, problems);
         }
-        for (shop, location) in &self.shop_locations {
+        for (shop, location) in &self.tenant_locations {
             check_location(
-                &format!("{key}.shop_locations.\"{shop}\""),
+                &format!("{key}.tenant_locations.\"{shop}\""),
                 location,
                 problems,
             );

@@ -8,10 +8,13 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: typed config, layering, validation, the `Secret` type.
+//! - [`config`]: typed config, layering, validation, the `Secret` type; `config/source_keys.rs`
+//!   holds the keys only some sources use and checks each route has what its source needs.
 //! - [`http`]: the public ingest router and the admin router (health). Only module that
 //!   imports axum.
-//! - [`sources`]: one file per provider: signature check, envelope, payload parsing.
+//! - [`sources`]: one file per provider (Shopify, Square, WooCommerce, Stripe, Standard
+//!   Webhooks, Pipedrive, generic HMAC): signature check, envelope, payload parsing;
+//!   `signing.rs` (shared HMAC and timestamp checks) and `mapping.rs` (JSON Pointer mapping).
 //! - [`contact`]: the neutral contact model every source parses into.
 //! - [`transform`]: pure `Contact` → Vendasta customer attributes (normalisation).
 //! - [`vendasta`]: the upstream's wire model and HTTP client. Only module that imports reqwest.

@@ -285,12 +285,12 @@ impl Worker {
             Err(error) => return (dead("unparseable", error.to_string()), false),
         };
         let Some(location) = route.config.location_for(parsed.tenant.as_deref()) else {
-            let shop = parsed.tenant.as_deref().unwrap_or("(none)");
+            let tenant = parsed.tenant.as_deref().unwrap_or("(none)");
             return (
                 dead(
                     "no_location",
                     format!(
-                        "no business location for shop `{shop}` on route `{}`: add it to routes.shop_locations or set routes.business_location, then replay the job",
+                        "no business location for tenant `{tenant}` on route `{}`: add it to routes.tenant_locations or set routes.business_location, then replay the job",
                         job.route
                     ),
                 ),

@@ -7,7 +7,15 @@
 //! becomes a neutral [`Contact`] ([`Source::parse`], run later by the worker so that a
 //! payload the bridge cannot read is parked, never refused). No I/O happens here.
 
+pub mod generic;
+pub mod mapping;
+pub mod pipedrive;
 pub mod shopify;
+pub mod signing;
+pub mod square;
+pub mod standard;
+pub mod stripe;
+pub mod woocommerce;
 
 use std::{collections::BTreeMap, fmt, sync::Arc, time::SystemTime};
 
@@ -59,6 +67,26 @@ pub enum SignatureError {
         header: &'static str,
         provider: &'static str,
     },
+    #[error(
+        "the {header} timestamp is {age_seconds} s old, more than this route's timestamp_tolerance_seconds ({tolerance_seconds}): the request was replayed or delayed; if the clocks disagree, fix this host's time (NTP) or raise routes[].timestamp_tolerance_seconds"
+    )]
+    StaleTimestamp {
+        header: &'static str,
+        age_seconds: u64,
+        tolerance_seconds: u64,
+    },
+    #[error(
+        "the {header} timestamp is {ahead_seconds} s in the future, more than this route's timestamp_tolerance_seconds ({tolerance_seconds}): fix the sender's or this host's clock (NTP)"
+    )]
+    FutureTimestamp {
+        header: &'static str,
+        ahead_seconds: u64,
+        tolerance_seconds: u64,
+    },
+    #[error(
+        "the Authorization header's Basic credentials match none of this route's routes[].secrets `user:password` pairs: give {provider} the same user and password as the route"
+    )]
+    BadCredentials { provider: &'static str },
 }
 
 impl SignatureError {
@@ -68,6 +96,9 @@ impl SignatureError {
             SignatureError::MissingHeader { .. } => "missing_signature",
             SignatureError::Malformed { .. } => "malformed_signature",
             SignatureError::Mismatch { .. } => "signature_mismatch",
+            SignatureError::StaleTimestamp { .. } => "stale_timestamp",
+            SignatureError::FutureTimestamp { .. } => "future_timestamp",
+            SignatureError::BadCredentials { .. } => "bad_credentials",
         }
     }
 }
@@ -168,10 +199,32 @@ pub trait Source: Send + Sync + fmt::Debug {
     fn parse(&self, event: &StoredEvent<'_>) -> Result<ParsedEvent, PayloadError>;
 }
 
-/// Builds the source a route names. Config validation has already checked the name.
+/// Builds the source a route names. Config validation has already checked the name and
+/// the keys each source needs; `None` means one of them is missing.
 pub fn build(route: &RouteConfig) -> Option<Arc<dyn Source>> {
     match route.source.as_str() {
         "shopify" => Some(Arc::new(shopify::Shopify::new(&route.secrets))),
+        "square" => Some(Arc::new(square::Square::new(
+            &route.secrets,
+            route.notification_url.as_deref()?,
+        ))),
+        "woocommerce" => Some(Arc::new(woocommerce::WooCommerce::new(&route.secrets))),
+        "stripe" => Some(Arc::new(stripe::Stripe::new(
+            &route.secrets,
+            route.timestamp_tolerance_seconds,
+        ))),
+        "standard" => Some(Arc::new(standard::Standard::new(
+            &route.secrets,
+            route.timestamp_tolerance_seconds,
+            route.mapping.clone()?,
+        ))),
+        "pipedrive" => Some(Arc::new(pipedrive::Pipedrive::new(&route.secrets))),
+        "generic" => Some(Arc::new(generic::Generic::new(
+            &route.secrets,
+            route.timestamp_tolerance_seconds,
+            route.signature.clone()?,
+            route.mapping.clone()?,
+        ))),
         _ => None,
     }
 }
@@ -197,7 +250,7 @@ impl Registry {
         for route in &config.routes {
             let source = build(route).ok_or_else(|| {
                 format!(
-                    "routes: `{}` names unknown source `{}`",
+                    "routes: `{}` names unknown source `{}` or lacks a key it needs (run check-config)",
                     route.name, route.source
                 )
             })?;
