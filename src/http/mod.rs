@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod error;
 pub mod ingest;
+pub mod mock_vendasta;
 
 pub use admin::{AdminState, admin_router};
 pub use ingest::{IngestState, ingest_router};
