@@ -20,7 +20,7 @@ use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::task::JoinSet;
 
-use super::{EXIT_RUNTIME, EXIT_USAGE};
+use super::{EXIT_RUNTIME, EXIT_USAGE, say};
 use crate::{
     config::{Config, RouteConfig},
     sources::backfill::{BackfillRecord, RowError, ShopifyCsvColumns, TOPIC},
@@ -133,7 +133,7 @@ pub fn run(args: BackfillArgs) -> ExitCode {
         }
     };
     let bad = tally.bad_lines.len();
-    println!(
+    say(&format!(
         "Backfill of route `{}` from {}: {} contacts queued, {} already queued by an earlier run, {bad} bad rows skipped{}.",
         route.name,
         args.file.display(),
@@ -145,7 +145,7 @@ pub fn run(args: BackfillArgs) -> ExitCode {
             let lines: Vec<String> = tally.bad_lines.iter().map(u64::to_string).collect();
             format!(" (lines {})", lines.join(", "))
         }
-    );
+    ));
     if tally.failed > 0 {
         eprintln!(
             "vendasta-bridge backfill: {} contacts could not be stored; run the same command again to add them",
@@ -154,8 +154,8 @@ pub fn run(args: BackfillArgs) -> ExitCode {
         return ExitCode::from(EXIT_RUNTIME);
     }
     if tally.queued > 0 {
-        println!(
-            "A running bridge delivers them within its poll interval; otherwise the next `vendasta-bridge serve` does."
+        say(
+            "A running bridge delivers them within its poll interval; otherwise the next `vendasta-bridge serve` does.",
         );
     }
     ExitCode::SUCCESS

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio_util::sync::CancellationToken;
 
-use super::EXIT_RUNTIME;
+use super::{EXIT_RUNTIME, say};
 use crate::{
     app::{App, Listeners},
     config::Config,
@@ -128,7 +128,7 @@ async fn demo(dir: &std::path::Path) -> anyhow::Result<()> {
             url: ingest,
             secret,
         };
-        println!();
+        say("");
         say("1. A new customer signs up in the shop: Shopify sends customers/create for contact 1001 (Ada Lovelace).");
         let create = ada("Lovelace", "2026-01-01T10:00:00Z");
         let job = shop
@@ -137,7 +137,7 @@ async fn demo(dir: &std::path::Path) -> anyhow::Result<()> {
         let (done, upstream) = settled(&store, &mock, job).await?;
         narrate_delivery(&done, &upstream);
 
-        println!();
+        say("");
         say("2. Ada changes her last name: Shopify sends customers/update for contact 1001.");
         let update = ada("King", "2026-01-02T10:00:00Z");
         let job = shop
@@ -146,7 +146,7 @@ async fn demo(dir: &std::path::Path) -> anyhow::Result<()> {
         let (done, upstream) = settled(&store, &mock, job).await?;
         narrate_delivery(&done, &upstream);
 
-        println!();
+        say("");
         say("3. Grace, who is already in Vendasta, buys for the first time: Shopify sends customers/create for contact 1002 with the email Vendasta already has.");
         let grace = customer(1002, "Grace", "Hopper", existing_email, "2026-01-03T10:00:00Z");
         let job = shop
@@ -155,7 +155,7 @@ async fn demo(dir: &std::path::Path) -> anyhow::Result<()> {
         let (done, upstream) = settled(&store, &mock, job).await?;
         narrate_delivery(&done, &upstream);
 
-        println!();
+        say("");
         say("4. Shopify did not see the first answer in time and sends webhook wh-1 again.");
         let before = mock.requests().len();
         shop.post("customers/create", "wh-1", &create, &store)
@@ -166,7 +166,7 @@ async fn demo(dir: &std::path::Path) -> anyhow::Result<()> {
             after - before
         ));
 
-        println!();
+        say("");
         let counts = store.counts().await?;
         say(&format!(
             "Done. The store has {} jobs done, {} dead, {} pending; the stand-in holds {} customers after {} requests.",
@@ -191,10 +191,6 @@ async fn demo(dir: &std::path::Path) -> anyhow::Result<()> {
         "The bridge drained and stopped; the temporary store is removed. See README.md to set up a real route.",
     );
     Ok(())
-}
-
-fn say(line: &str) {
-    println!("{line}");
 }
 
 /// What the worker did with a job, told from the stored job and the stand-in's log.

@@ -4,7 +4,7 @@
 
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
-use super::{EXIT_RUNTIME, EXIT_USAGE};
+use super::{EXIT_RUNTIME, EXIT_USAGE, say};
 use crate::http::mock_vendasta::{MockError, MockOptions, MockVendasta};
 
 /// Arguments of `mock-vendasta`.
@@ -49,17 +49,19 @@ pub fn run(args: MockArgs) -> ExitCode {
                 });
             }
         };
-        println!("Vendasta stand-in listening on http://{}", mock.addr());
-        println!(
+        say(&format!("Vendasta stand-in listening on http://{}", mock.addr()));
+        say(&format!(
             "Point a bridge at it with:  vendasta.customers_url = \"{}\"  (any bearer token is accepted)",
             mock.customers_url()
-        );
-        println!("Stop it with Ctrl-C.");
+        ));
+        say("Stop it with Ctrl-C.");
         super::stop_signal().await;
         let customers = mock.customers().len();
         let requests = mock.requests().len();
         mock.stop().await;
-        println!("Stopped after {requests} requests; it held {customers} customers.");
+        say(&format!(
+            "Stopped after {requests} requests; it held {customers} customers."
+        ));
         ExitCode::SUCCESS
     })
 }

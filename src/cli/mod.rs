@@ -37,6 +37,15 @@ pub async fn stop_signal() {
     }
 }
 
+/// Prints one line to stdout. A closed stdout (the reader went away) is not worth
+/// crashing a subcommand over, unlike `println!`, which panics then.
+pub fn say(line: &str) {
+    use std::io::Write;
+    if writeln!(std::io::stdout(), "{line}").is_err() {
+        // Nobody is reading; carry on so the subcommand still shuts down cleanly.
+    }
+}
+
 /// A multi-threaded runtime for a subcommand; failing to build one is a runtime error.
 fn runtime() -> Result<tokio::runtime::Runtime, std::io::Error> {
     tokio::runtime::Builder::new_multi_thread()
