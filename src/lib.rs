@@ -9,7 +9,8 @@
 //! # Layout
 //!
 //! - [`config`]: typed config, layering, validation, the `Secret` type.
-//! - [`http`]: the public ingest router and the admin router (health). Only module that
+//! - [`http`]: the public ingest router, the admin router (health), and the in-memory
+//!   Vendasta stand-in used by `demo`, `mock-vendasta` and the tests. Only module that
 //!   imports axum.
 //! - [`sources`]: one file per provider: signature check, envelope, payload parsing.
 //! - [`contact`]: the neutral contact model every source parses into.
@@ -19,7 +20,8 @@
 //! - [`delivery`]: the worker that claims jobs and delivers them; pure retry maths.
 //! - [`health`]: readiness state shared by the worker, the store and `/readyz`.
 //! - [`app`]: wires everything together and runs it until shutdown.
-//! - [`cli`]: the subcommands beyond `serve` and `check-config`.
+//! - [`cli`]: the subcommands beyond `serve` and `check-config` (`demo`, `mock-vendasta`,
+//!   `backfill`, …).
 //! - [`telemetry`]: the tracing subscriber.
 //!
 //! Dependency direction: `http → sources → store ← delivery → (transform, vendasta)`.
