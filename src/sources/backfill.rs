@@ -224,18 +224,20 @@ impl BackfillRecord {
 
 /// The columns of a Shopify customer CSV export the bridge reads, by index.
 ///
-/// Header names are those of Shopify admin's Customers → Export (the "Customer CSV file
-/// format" page of the Shopify Help Center, help.shopify.com/en/manual/customers/
-/// import-export-customers): `Customer ID`, `First Name`, `Last Name`, `Email`,
-/// `Accepts Email Marketing`, `Default Address Address1`, `Default Address Address2`,
-/// `Default Address City`, `Default Address Province Code`, `Default Address Country Code`,
-/// `Default Address Phone`, `Phone`, `Accepts SMS Marketing`, `Tags`. Older exports used
-/// `Address1`, `Address2`, `City`, `Province Code`, `Country Code` and `Accepts Marketing`,
-/// and third-party exporters (Matrixify, Excelify) write the id as `ID`; all are accepted.
-/// Matching ignores case and surrounding spaces; other columns (totals, notes) are ignored.
-/// (The research tool here reached only third-party descriptions of these files, which
-/// agree on `ID`/`Email`/`First Name`/`Last Name`/`Phone`/`Tags`; the `Default Address …`
-/// names are from Shopify's own export and could not be re-checked offline.)
+/// Shopify admin's Customers → Export writes this header (20 columns, in this order):
+/// `Customer ID, First Name, Last Name, Email, Accepts Email Marketing, Default Address
+/// Company, Default Address Address1, Default Address Address2, Default Address City,
+/// Default Address Province Code, Default Address Country Code, Default Address Zip,
+/// Default Address Phone, Phone, Accepts SMS Marketing, Total Spent, Total Orders, Note,
+/// Tax Exempt, Tags`, with ids and phones written as `'8779761975521` so spreadsheets keep
+/// them as text, and consent as `yes`/`no`. Source: the code-search corpus available here
+/// (several independent public importers of Shopify's export declare exactly this header
+/// and strip the leading `'`), consistent with Shopify's Help Center page "Customer CSV
+/// file format"; third-party exporters (Matrixify, Excelify, per their column docs) call
+/// the id column `ID`. Older Shopify exports used `Address1`, `Address2`, `City`,
+/// `Province Code`, `Country Code` and `Accepts Marketing`. All of these are accepted;
+/// matching ignores case and surrounding spaces, and other columns (totals, notes, zip —
+/// Vendasta has no postal code field) are ignored.
 #[derive(Debug, Clone, Default)]
 pub struct ShopifyCsvColumns {
     columns: BTreeMap<&'static str, usize>,
