@@ -133,17 +133,18 @@ pub fn run(args: BackfillArgs) -> ExitCode {
         }
     };
     let bad = tally.bad_lines.len();
+    let lines: Vec<String> = tally.bad_lines.iter().map(u64::to_string).collect();
     say(&format!(
-        "Backfill of route `{}` from {}: {} contacts queued, {} already queued by an earlier run, {bad} bad rows skipped{}.",
+        "Backfill of route `{}` from {}: {} queued, {} already queued by an earlier run, {} skipped{}.",
         route.name,
         args.file.display(),
-        tally.queued,
+        count(tally.queued, "contact", "contacts"),
         tally.already,
-        if bad == 0 {
-            String::new()
-        } else {
-            let lines: Vec<String> = tally.bad_lines.iter().map(u64::to_string).collect();
-            format!(" (lines {})", lines.join(", "))
+        count(bad as u64, "bad row", "bad rows"),
+        match lines.len() {
+            0 => String::new(),
+            1 => format!(" (line {})", lines[0]),
+            _ => format!(" (lines {})", lines.join(", ")),
         }
     ));
     if tally.failed > 0 {
@@ -159,6 +160,11 @@ pub fn run(args: BackfillArgs) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
+}
+
+/// `1 contact`, `2 contacts`.
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -248,3 +248,35 @@ async fn backfilled_contacts_are_delivered_to_the_stand_in_as_valid_creates() {
     app.stop().await.unwrap();
     mock.stop().await;
 }
+
+#[test]
+fn an_unknown_route_or_file_type_is_a_usage_error_that_names_it() {
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let store_url = format!("sqlite://{}/bridge.db", dir.path().display());
+    let config = config_file(dir.path(), &store_url);
+    let csv = dir.path().join("customers.csv");
+    std::fs::write(&csv, "Email\na@b.co\n").unwrap();
+    // Act
+    let unknown_route = Command::new(BIN)
+        .args(["backfill", "--route", "nope", "--file"])
+        .arg(&csv)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let wrong_type = backfill(&config, &dir.path().join("contacts.xlsx"));
+    // Assert
+    assert_eq!(unknown_route.status.code(), Some(2));
+    let stderr = text(&unknown_route.stderr);
+    assert!(
+        stderr.contains("--route nope") && stderr.contains("known: acme"),
+        "{stderr}"
+    );
+    assert_eq!(wrong_type.status.code(), Some(2));
+    assert!(
+        text(&wrong_type.stderr).contains(".csv"),
+        "{}",
+        text(&wrong_type.stderr)
+    );
+}
