@@ -110,6 +110,8 @@ async fn demo(dir: &std::path::Path) -> anyhow::Result<()> {
         "Vendasta already has one customer in business location {LOCATION}: Grace Hopper, {existing}."
     ));
 
+    // Not a cryptographic generator, and it need not be: the secret guards a loopback
+    // port for the minute the demo runs, and shows that every route has its own secret.
     let secret = format!("demo-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
     let store_url = format!("sqlite://{}/demo.db", dir.display());
     let config = demo_config(&mock.customers_url(), &store_url, &secret)?;
