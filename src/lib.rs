@@ -10,7 +10,8 @@
 //!
 //! - [`config`]: typed config, layering, validation, the `Secret` type; `config/source_keys.rs`
 //!   holds the keys only some sources use and checks each route has what its source needs.
-//! - [`http`]: the public ingest router and the admin router (health). Only module that
+//! - [`http`]: the public ingest router, the admin router (health), and the in-memory
+//!   Vendasta stand-in used by `demo`, `mock-vendasta` and the tests. Only module that
 //!   imports axum.
 //! - [`sources`]: one file per provider (Shopify, Square, WooCommerce, Stripe, Standard
 //!   Webhooks, Pipedrive, generic HMAC): signature check, envelope, payload parsing;
@@ -22,7 +23,8 @@
 //! - [`delivery`]: the worker that claims jobs and delivers them; pure retry maths.
 //! - [`health`]: readiness state shared by the worker, the store and `/readyz`.
 //! - [`app`]: wires everything together and runs it until shutdown.
-//! - [`cli`]: the subcommands beyond `serve` and `check-config`.
+//! - [`cli`]: the subcommands beyond `serve` and `check-config` (`demo`, `mock-vendasta`,
+//!   `backfill`, …).
 //! - [`telemetry`]: the tracing subscriber.
 //!
 //! Dependency direction: `http → sources → store ← delivery → (transform, vendasta)`.

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use vendasta_bridge::{
     app::{App, Listeners},
+    cli,
     config::Config,
     telemetry,
 };
@@ -31,6 +32,12 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Show the whole flow on this machine: a bridge, a Vendasta stand-in, narrated webhooks.
+    Demo,
+    /// Run the Vendasta stand-in alone, to point a staging bridge at.
+    MockVendasta(cli::mock::MockArgs),
+    /// Enqueue existing contacts (Shopify CSV export or JSON lines) as creates.
+    Backfill(cli::backfill::BackfillArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -51,8 +58,11 @@ const EXIT_CONFIG: u8 = 2;
 const EXIT_RUNTIME: u8 = 1;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
+    let args = Cli::parse();
+    match args.command {
+        Command::Demo => cli::demo::run(),
+        Command::MockVendasta(args) => cli::mock::run(args),
+        Command::Backfill(args) => cli::backfill::run(args),
         Command::CheckConfig { config } => match Config::load(config.path.as_deref()) {
             Ok(config) => {
                 print!("{}", config.to_redacted_toml());

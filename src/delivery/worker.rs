@@ -280,7 +280,7 @@ impl Worker {
             meta: &job.meta,
             body: &job.payload,
         };
-        let parsed = match route.source.parse(&event) {
+        let parsed = match route.parse(&event) {
             Ok(parsed) => parsed,
             Err(error) => return (dead("unparseable", error.to_string()), false),
         };

@@ -1,4 +1,5 @@
-//! HTTP: the public ingest router and the admin router. The only module that imports axum.
+//! HTTP: the public ingest router, the admin router, and the Vendasta stand-in
+//! ([`mock_vendasta`]). The only module that imports axum.
 //!
 //! Handlers translate between HTTP and the layers below; every error-to-status decision
 //! lives in one `match` in [`error`].
@@ -6,6 +7,7 @@
 pub mod admin;
 pub mod error;
 pub mod ingest;
+pub mod mock_vendasta;
 
 pub use admin::{AdminState, admin_router};
 pub use ingest::{IngestState, ingest_router};

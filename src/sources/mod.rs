@@ -7,6 +7,7 @@
 //! becomes a neutral [`Contact`] ([`Source::parse`], run later by the worker so that a
 //! payload the bridge cannot read is parked, never refused). No I/O happens here.
 
+pub mod backfill;
 pub mod generic;
 pub mod mapping;
 pub mod pipedrive;
@@ -234,6 +235,18 @@ pub fn build(route: &RouteConfig) -> Option<Arc<dyn Source>> {
 pub struct Route {
     pub config: RouteConfig,
     pub source: Arc<dyn Source>,
+}
+
+impl Route {
+    /// Turns a stored job into a contact: backfilled jobs carry the bridge's own record
+    /// (see [`backfill`]), everything else is the route's provider payload.
+    pub fn parse(&self, event: &StoredEvent<'_>) -> Result<ParsedEvent, PayloadError> {
+        if event.topic == backfill::TOPIC {
+            backfill::parse(event)
+        } else {
+            self.source.parse(event)
+        }
+    }
 }
 
 /// Every configured route by name; shared by ingest and the worker.

@@ -7,8 +7,11 @@
 #[path = "../support/schema.rs"]
 mod schema;
 
+mod backfill;
 mod binary;
 mod delivery;
+mod demo;
 mod helpers;
 mod ingest;
+mod mock_vendasta;
 mod sources;
