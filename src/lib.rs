@@ -18,6 +18,9 @@
 //! - [`store`]: the durable queue, dedupe keys and contact links. Only module that imports sqlx.
 //! - [`delivery`]: the worker that claims jobs and delivers them; pure retry maths.
 //! - [`health`]: readiness state shared by the worker, the store and `/readyz`.
+//! - [`metrics`]: every Prometheus metric name, typed record functions, the text encoding.
+//! - [`retention`]: the background task that purges done jobs after `store.retention_days`.
+//! - [`inspect`]: operator views of stored jobs (admin API and `jobs` CLI), redaction.
 //! - [`app`]: wires everything together and runs it until shutdown.
 //! - [`cli`]: the subcommands beyond `serve` and `check-config`.
 //! - [`telemetry`]: the tracing subscriber.
@@ -31,6 +34,9 @@ pub mod contact;
 pub mod delivery;
 pub mod health;
 pub mod http;
+pub mod inspect;
+pub mod metrics;
+pub mod retention;
 pub mod sources;
 pub mod store;
 pub mod telemetry;
