@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use vendasta_bridge::{
     app::{App, Listeners},
+    cli,
     config::Config,
     telemetry,
 };
@@ -31,6 +32,22 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// List, show, replay or delete stored jobs directly in the store (works while the
+    /// server is down).
+    Jobs {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        action: cli::jobs::Action,
+    },
+    /// Exit 0 when the bridge's /readyz answers 200, 1 otherwise (for container HEALTHCHECKs).
+    Healthcheck {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Full readiness URL to check instead of the config's admin.listen_address.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -40,7 +57,8 @@ struct ConfigArg {
         long = "config",
         short = 'c',
         env = "BRIDGE_CONFIG",
-        value_name = "FILE"
+        value_name = "FILE",
+        global = true
     )]
     path: Option<PathBuf>,
 }
@@ -61,6 +79,16 @@ fn main() -> ExitCode {
             }
             Err(error) => {
                 eprint!("{error}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
+        Command::Healthcheck { config, url } => {
+            cli::healthcheck::run(config.path.as_deref(), url.as_deref())
+        }
+        Command::Jobs { config, action } => match Config::load(config.path.as_deref()) {
+            Ok(config) => cli::jobs::run(&config, action),
+            Err(error) => {
+                eprint!("vendasta-bridge jobs: {error}");
                 ExitCode::from(EXIT_CONFIG)
             }
         },
