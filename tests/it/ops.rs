@@ -485,3 +485,57 @@ async fn the_jobs_cli_lists_shows_replays_and_deletes_while_the_server_is_down()
     assert!(store.job(job.id).await.unwrap().is_none());
     store.close().await;
 }
+
+#[tokio::test]
+async fn every_admin_route_is_in_the_openapi_file_and_every_documented_operation_is_served() {
+    let text = std::fs::read_to_string(format!(
+        "{}/docs/admin-openapi.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let spec: Value = serde_norway::from_str(&text).unwrap();
+    let paths = spec["paths"].as_object().unwrap();
+    for route in vendasta_bridge::http::admin_api::ROUTES
+        .iter()
+        .chain(&["/healthz", "/readyz", "/metrics"])
+    {
+        assert!(
+            paths.contains_key(*route),
+            "{route} is not in docs/admin-openapi.yaml"
+        );
+    }
+    // The other way round: each documented operation reaches a handler of the real
+    // router (axum answers an unrouted path with an empty 404 and a wrong method with 405).
+    let app = spawn_app_with(with_admin_token).await;
+    for (path_template, operations) in paths {
+        for verb in operations.as_object().unwrap().keys() {
+            let verb = match verb.as_str() {
+                "get" => reqwest::Method::GET,
+                "post" => reqwest::Method::POST,
+                "delete" => reqwest::Method::DELETE,
+                "parameters" => continue,
+                other => panic!("unexpected operation {other} on {path_template}"),
+            };
+            let url = format!("{}{}", app.admin, path_template.replace("{id}", "1"));
+            let response = app
+                .http
+                .request(verb.clone(), &url)
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let body = response.text().await.unwrap();
+            assert_ne!(
+                status,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{verb} {path_template}"
+            );
+            assert!(
+                !body.is_empty(),
+                "{verb} {path_template} answered {status} with no body: not routed"
+            );
+        }
+    }
+}
