@@ -539,3 +539,105 @@ async fn every_admin_route_is_in_the_openapi_file_and_every_documented_operation
         }
     }
 }
+
+#[tokio::test]
+async fn a_bulk_replay_walks_every_match_in_batches_once_and_skips_other_states() {
+    use std::{collections::BTreeMap, time::SystemTime};
+
+    use vendasta_bridge::store::{Finish, JobFilter, NewJob, Store};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&format!("sqlite://{}/b.db", dir.path().display()))
+        .await
+        .unwrap();
+    let lease = Duration::from_secs(60);
+    for i in 0..7 {
+        store
+            .enqueue(NewJob {
+                route: if i < 5 { "a".into() } else { "b".into() },
+                source: "shopify".into(),
+                delivery_id: format!("d{i}"),
+                topic: "customers/create".into(),
+                contact_id: Some(format!("c{i}")),
+                contact_updated_at: None,
+                meta: BTreeMap::new(),
+                payload: bytes::Bytes::from_static(b"{}"),
+            })
+            .await
+            .unwrap();
+        let job = store
+            .claim(SystemTime::now(), lease)
+            .await
+            .unwrap()
+            .unwrap();
+        // d0 ends done, every other job dead.
+        let finish = if i == 0 {
+            Finish::Done {
+                outcome: "created",
+                link: None,
+                applied: false,
+                note: None,
+            }
+        } else {
+            Finish::Dead {
+                outcome: "rejected",
+                reason: "x".into(),
+            }
+        };
+        assert!(store.finish(&job, finish, SystemTime::now()).await.unwrap());
+    }
+    let dead_on_a = JobFilter {
+        state: Some(JobState::Dead),
+        route: Some("a".into()),
+        since: None,
+    };
+
+    let replayed = store
+        .replay_matching(&dead_on_a, SystemTime::now(), 2)
+        .await
+        .unwrap();
+
+    assert_eq!(replayed, 4, "d1..d4: dead on route a");
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.pending, counts.dead, counts.done), (4, 2, 1));
+    // Replaying pending jobs matches what it just replayed: each is visited once.
+    let pending = JobFilter {
+        state: Some(JobState::Pending),
+        ..JobFilter::default()
+    };
+    assert_eq!(
+        store
+            .replay_matching(&pending, SystemTime::now(), 1)
+            .await
+            .unwrap(),
+        4
+    );
+}
+
+#[test]
+fn retention_below_the_dedupe_window_and_a_short_admin_token_are_config_errors() {
+    let file = r#"
+        [admin]
+        token = "short"
+        [store]
+        retention_days = 3
+        [vendasta]
+        token = "t"
+        [[routes]]
+        name = "a"
+        source = "shopify"
+        secrets = ["s"]
+        business_location = "AG-1"
+    "#;
+    let error = Config::from_sources(Some(file), None, &Default::default()).unwrap_err();
+    let text = error.to_string();
+    assert_eq!(error.problems.len(), 2, "{text}");
+    assert!(
+        text.contains("store.retention_days is 3: use at least 7"),
+        "{text}"
+    );
+    assert!(
+        text.contains("admin.token is shorter than 16 characters"),
+        "{text}"
+    );
+}
