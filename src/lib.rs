@@ -9,8 +9,8 @@
 //! # Layout
 //!
 //! - [`config`]: typed config, layering, validation, the `Secret` type.
-//! - [`http`]: the public ingest router and the admin router (health). Only module that
-//!   imports axum.
+//! - [`http`]: the public ingest router and the admin router (health, `/metrics`, the
+//!   `/admin` jobs API). Only module that imports axum.
 //! - [`sources`]: one file per provider: signature check, envelope, payload parsing.
 //! - [`contact`]: the neutral contact model every source parses into.
 //! - [`transform`]: pure `Contact` → Vendasta customer attributes (normalisation).

@@ -13,7 +13,7 @@ use super::{EXIT_CONFIG, EXIT_RUNTIME};
 use crate::{
     config::Config,
     inspect::{self, FilterError},
-    store::{JobFilter, JobId, Replay, Store},
+    store::{JobChange, JobFilter, JobId, Store},
 };
 
 /// What to do with stored jobs.
@@ -216,11 +216,11 @@ pub async fn execute(store: &Store, action: Action) -> Result<String, JobsError>
                 return Err(JobsError::IdAndFilter);
             }
             match store.replay(JobId(id), SystemTime::now()).await? {
-                Replay::Replayed => Ok(format!(
+                JobChange::Applied => Ok(format!(
                     "replayed job {id}; a running bridge delivers it within delivery.poll_interval_milliseconds\n"
                 )),
-                Replay::NotFound => Err(JobsError::NotFound(id)),
-                Replay::InFlight => Err(JobsError::InFlight(id)),
+                JobChange::NotFound => Err(JobsError::NotFound(id)),
+                JobChange::InFlight => Err(JobsError::InFlight(id)),
             }
         }
         Action::Replay { id: None, filter } => {
@@ -231,9 +231,9 @@ pub async fn execute(store: &Store, action: Action) -> Result<String, JobsError>
             Ok(format!("replayed {count} job(s)\n"))
         }
         Action::Delete { id } => match store.delete_job(JobId(id)).await? {
-            Replay::Replayed => Ok(format!("deleted job {id}\n")),
-            Replay::NotFound => Err(JobsError::NotFound(id)),
-            Replay::InFlight => Err(JobsError::InFlight(id)),
+            JobChange::Applied => Ok(format!("deleted job {id}\n")),
+            JobChange::NotFound => Err(JobsError::NotFound(id)),
+            JobChange::InFlight => Err(JobsError::InFlight(id)),
         },
     }
 }

@@ -29,7 +29,7 @@ use subtle::ConstantTimeEq;
 use super::admin::AdminState;
 use crate::{
     inspect::{self, FilterError},
-    store::{JobFilter, JobId, Replay, StoreError},
+    store::{JobChange, JobFilter, JobId, StoreError},
 };
 
 /// The `/admin` routes; merged into the admin router. Every path here must appear in
@@ -252,13 +252,13 @@ async fn replay_one(
 ) -> Result<Json<Value>, AdminError> {
     let id = job_id(&id)?;
     match state.store.replay(id, SystemTime::now()).await? {
-        Replay::Replayed => {
+        JobChange::Applied => {
             state.wake.notify_one();
             tracing::info!(job_id = %id, "Job replayed by an operator.");
             Ok(Json(json!({ "status": "replayed", "id": id.0 })))
         }
-        Replay::NotFound => Err(AdminError::NotFound(id.0)),
-        Replay::InFlight => Err(AdminError::InFlight(id.0)),
+        JobChange::NotFound => Err(AdminError::NotFound(id.0)),
+        JobChange::InFlight => Err(AdminError::InFlight(id.0)),
     }
 }
 
@@ -296,11 +296,11 @@ async fn delete(
 ) -> Result<Json<Value>, AdminError> {
     let id = job_id(&id)?;
     match state.store.delete_job(id).await? {
-        Replay::Replayed => {
+        JobChange::Applied => {
             tracing::info!(job_id = %id, "Job deleted by an operator.");
             Ok(Json(json!({ "status": "deleted", "id": id.0 })))
         }
-        Replay::NotFound => Err(AdminError::NotFound(id.0)),
-        Replay::InFlight => Err(AdminError::InFlight(id.0)),
+        JobChange::NotFound => Err(AdminError::NotFound(id.0)),
+        JobChange::InFlight => Err(AdminError::InFlight(id.0)),
     }
 }

@@ -135,14 +135,15 @@ pub struct JobFilter {
     pub since: Option<SystemTime>,
 }
 
-/// What `replay` did to one job.
+/// What an operator's change to one job (`replay`, `delete_job`) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Replay {
-    /// The job is pending again, due now, with a fresh retry schedule and age window.
-    Replayed,
+pub enum JobChange {
+    /// Done: the job was replayed (pending, due now, fresh retry schedule and age
+    /// window) or deleted.
+    Applied,
     /// No job has that id.
     NotFound,
-    /// A worker holds the job right now; replay it after that delivery ends.
+    /// A worker holds the job right now; nothing changed. Try again after that attempt.
     InFlight,
 }
 
@@ -311,7 +312,7 @@ impl Store {
     }
 
     /// Makes one job pending and due at `now` with attempts reset and `replayed_at = now`.
-    pub async fn replay(&self, id: JobId, now: SystemTime) -> Result<Replay, StoreError> {
+    pub async fn replay(&self, id: JobId, now: SystemTime) -> Result<JobChange, StoreError> {
         match self {
             Store::Sqlite(store) => store.replay(id, now).await,
         }
@@ -332,7 +333,7 @@ impl Store {
     }
 
     /// Deletes one job (and with it its dedupe key) unless it is in flight.
-    pub async fn delete_job(&self, id: JobId) -> Result<Replay, StoreError> {
+    pub async fn delete_job(&self, id: JobId) -> Result<JobChange, StoreError> {
         match self {
             Store::Sqlite(store) => store.delete_job(id).await,
         }

@@ -25,7 +25,7 @@ use sqlx::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    ContactLink, Enqueued, Finish, Job, JobFilter, JobId, JobState, NewJob, Replay, StateCounts,
+    ContactLink, Enqueued, Finish, Job, JobChange, JobFilter, JobId, JobState, NewJob, StateCounts,
     StoreError, from_millis, to_millis,
 };
 
@@ -286,7 +286,7 @@ impl SqliteStore {
         rows.iter().map(job_from_row).collect()
     }
 
-    pub async fn replay(&self, id: JobId, now: SystemTime) -> Result<Replay, StoreError> {
+    pub async fn replay(&self, id: JobId, now: SystemTime) -> Result<JobChange, StoreError> {
         let now_ms = to_millis(now);
         // Attempts go back to 0 (a fresh retry schedule) and replayed_at starts a fresh
         // max-age window; outcome and last_error stay until the next attempt overwrites them.
@@ -302,7 +302,7 @@ impl SqliteStore {
         .await?
         .rows_affected();
         if affected > 0 {
-            return Ok(Replay::Replayed);
+            return Ok(JobChange::Applied);
         }
         self.missing_or_in_flight(id).await
     }
@@ -367,27 +367,27 @@ impl SqliteStore {
         Ok(replayed)
     }
 
-    pub async fn delete_job(&self, id: JobId) -> Result<Replay, StoreError> {
+    pub async fn delete_job(&self, id: JobId) -> Result<JobChange, StoreError> {
         let affected = sqlx::query(r#"DELETE FROM jobs WHERE id = ?1 AND state <> 'in_flight'"#)
             .bind(id.0)
             .execute(&self.pool)
             .await?
             .rows_affected();
         if affected > 0 {
-            return Ok(Replay::Replayed);
+            return Ok(JobChange::Applied);
         }
         self.missing_or_in_flight(id).await
     }
 
-    async fn missing_or_in_flight(&self, id: JobId) -> Result<Replay, StoreError> {
+    async fn missing_or_in_flight(&self, id: JobId) -> Result<JobChange, StoreError> {
         let exists: Option<i64> = sqlx::query_scalar(r#"SELECT id FROM jobs WHERE id = ?1"#)
             .bind(id.0)
             .fetch_optional(&self.pool)
             .await?;
         Ok(if exists.is_some() {
-            Replay::InFlight
+            JobChange::InFlight
         } else {
-            Replay::NotFound
+            JobChange::NotFound
         })
     }
 

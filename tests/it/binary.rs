@@ -468,10 +468,27 @@ fn healthcheck_exits_0_against_a_running_bridge_and_1_once_it_has_stopped() {
     };
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "http://127.0.0.1:9/business/customers", "");
+    // The admin listener on the wildcard address and a known port, as in the image, so
+    // `healthcheck --config` has to find it on loopback by itself.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = std::fs::read_to_string(&config).unwrap().replacen(
+        "[admin]\n        listen_address = \"127.0.0.1:0\"",
+        &format!("[admin]\n        listen_address = \"0.0.0.0:{port}\""),
+        1,
+    );
+    assert!(text.contains(&format!("0.0.0.0:{port}")));
+    std::fs::write(&config, text).unwrap();
     let mut bridge = Bridge::start(&config);
     let readyz = format!("{}/readyz", bridge.admin);
 
     let (code, stderr) = healthcheck(&["--url", &readyz]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let config_arg = config.to_str().unwrap();
+    let (code, stderr) = healthcheck(&["--config", config_arg]);
     assert_eq!(code, Some(0), "{stderr}");
 
     bridge.signal("TERM");
