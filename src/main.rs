@@ -37,6 +37,10 @@ enum Command {
     Jobs {
         #[command(flatten)]
         config: ConfigArg,
+        /// Store URL (e.g. sqlite://data/bridge.db) to use instead of loading the config,
+        /// for when the config itself is what keeps the server down.
+        #[arg(long, value_name = "URL", global = true)]
+        store: Option<String>,
         #[command(subcommand)]
         action: cli::jobs::Action,
     },
@@ -85,13 +89,27 @@ fn main() -> ExitCode {
         Command::Healthcheck { config, url } => {
             cli::healthcheck::run(config.path.as_deref(), url.as_deref())
         }
-        Command::Jobs { config, action } => match Config::load(config.path.as_deref()) {
-            Ok(config) => cli::jobs::run(&config, action),
+        Command::Jobs {
+            config,
+            store: Some(url),
+            action,
+        } if config.path.is_none() => cli::jobs::run(&url, action),
+        Command::Jobs {
+            config,
+            store: None,
+            action,
+        } => match Config::load(config.path.as_deref()) {
+            Ok(config) => cli::jobs::run(&config.store.url, action),
             Err(error) => {
                 eprint!("vendasta-bridge jobs: {error}");
+                eprintln!("(or pass --store sqlite://PATH to skip the config)");
                 ExitCode::from(EXIT_CONFIG)
             }
         },
+        Command::Jobs { .. } => {
+            eprintln!("vendasta-bridge jobs: give --config or --store, not both");
+            ExitCode::from(EXIT_CONFIG)
+        }
         Command::Serve { config } => {
             let config = match Config::load(config.path.as_deref()) {
                 Ok(config) => config,

@@ -1,7 +1,8 @@
 //! `vendasta-bridge jobs list|show|replay|delete`: the admin API's actions, run against
 //! the store directly, for when the server is down (or has no admin token).
 //!
-//! Same filters and the same JSON views as the admin API (both come from
+//! The store comes from the config's `store.url`, or from `--store URL` when the config
+//! itself is broken. Same filters and the same JSON views as the admin API (both come from
 //! [`crate::inspect`]); `list` prints a table unless `--json`. Safe to run while the
 //! server runs on the same SQLite file: SQLite serialises the writes.
 
@@ -11,7 +12,6 @@ use serde_json::json;
 
 use super::{EXIT_CONFIG, EXIT_RUNTIME};
 use crate::{
-    config::Config,
     inspect::{self, FilterError},
     store::{JobChange, JobFilter, JobId, Store},
 };
@@ -127,17 +127,16 @@ impl JobsError {
     }
 }
 
-/// Runs one action and prints its result; errors go to stderr.
-pub fn run(config: &Config, action: Action) -> ExitCode {
+/// Runs one action against the store at `store_url` and prints its result; errors go to
+/// stderr.
+pub fn run(store_url: &str, action: Action) -> ExitCode {
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(JobsError::Runtime)
         .and_then(|runtime| {
             runtime.block_on(async {
-                let store = Store::open(&config.store.url)
-                    .await
-                    .map_err(JobsError::Open)?;
+                let store = Store::open(store_url).await.map_err(JobsError::Open)?;
                 let result = execute(&store, action).await;
                 store.close().await;
                 result

@@ -479,6 +479,17 @@ async fn the_jobs_cli_lists_shows_replays_and_deletes_while_the_server_is_down()
     assert!(replayed.replayed_at.is_some());
     store.close().await;
 
+    // With no config at all (the defaults alone do not load: no token, no routes),
+    // --store still reaches the jobs.
+    let output = Command::new(BIN)
+        .args(["jobs", "list", "--json", "--store", &url])
+        .env_remove("BRIDGE_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let listed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(listed["jobs"][0]["state"], "pending");
+
     let (code, _, stderr) = jobs_cli(&config, &["delete", &id]);
     assert_eq!(code, Some(0), "{stderr}");
     let store = vendasta_bridge::store::Store::open(&url).await.unwrap();
