@@ -58,6 +58,7 @@ async fn bind(address: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
 #[derive(Debug)]
 pub struct App {
     config: Config,
+    wake: Arc<Notify>,
     store: Store,
     worker: Worker,
     health: Health,
@@ -87,11 +88,12 @@ impl App {
         let ingest = Arc::new(IngestState {
             routes,
             store: store.clone(),
-            wake,
+            wake: Arc::clone(&wake),
             max_body_bytes: config.server.max_body_bytes,
         });
         Ok(Self {
             config,
+            wake,
             store,
             worker,
             health,
@@ -126,6 +128,8 @@ impl App {
                 admin_router(Arc::new(AdminState {
                     store: self.store.clone(),
                     health: self.health.clone(),
+                    token: self.config.admin.token.clone(),
+                    wake: Arc::clone(&self.wake),
                 })),
             )
             .with_graceful_shutdown(admin_stop.clone().cancelled_owned())
@@ -137,6 +141,11 @@ impl App {
                 .into_future(),
         );
         let worker = tokio::spawn(self.worker.clone().run(shutdown.clone()));
+        let retention = tokio::spawn(crate::retention::run(
+            self.store.clone(),
+            self.config.store.retention(),
+            shutdown.clone(),
+        ));
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
             ingest = %ingest_addr,
@@ -185,6 +194,10 @@ impl App {
         };
         if let Ok(Err(error)) = admin.await {
             tracing::warn!(error = %error, "The admin server failed while stopping.");
+        }
+        // Cancelled with everything else; a batch in progress is short, so wait for it.
+        if retention.await.is_err() {
+            tracing::warn!("The retention task panicked.");
         }
         self.store.close().await;
         tracing::info!("Bridge stopped.");

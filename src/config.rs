@@ -71,6 +71,10 @@ pub struct ServerConfig {
 pub struct AdminConfig {
     /// Address the admin listener binds; keep it off the public network.
     pub listen_address: SocketAddr,
+    /// Bearer token for `/admin/*`; without it the admin API is off (health and metrics
+    /// stay on).
+    #[serde(default)]
+    pub token: Option<Secret>,
 }
 
 /// Log output.
@@ -93,6 +97,15 @@ pub enum LogFormat {
 pub struct StoreConfig {
     /// `sqlite://PATH`; the file and its directory are created if missing.
     pub url: String,
+    /// Done jobs (payload and dedupe key included) are deleted this many days after they
+    /// finished; at least 7 so dedupe keys outlive providers' retry windows.
+    pub retention_days: u64,
+}
+
+impl StoreConfig {
+    pub fn retention(&self) -> Duration {
+        Duration::from_secs(self.retention_days.saturating_mul(86_400))
+    }
 }
 
 /// Vendasta's customers API.
@@ -334,12 +347,28 @@ impl Config {
         }
     }
 
+    /// Checks the keys that issue 6 (operations) added.
+    fn validate_operations(&self, problems: &mut Vec<String>) {
+        if let Some(token) = &self.admin.token
+            && token.expose().trim().len() < 16
+        {
+            problems.push("admin.token is shorter than 16 characters: use a long random value (e.g. `openssl rand -hex 32`), or remove the key to turn the admin API off".into());
+        }
+        if self.store.retention_days < 7 {
+            problems.push(format!(
+                "store.retention_days is {}: use at least 7, because a done job is also its webhook's dedupe key and providers retry for up to days (Shopify: 48 hours)",
+                self.store.retention_days
+            ));
+        }
+    }
+
     /// The effective config as TOML, secrets shown as `[redacted]`.
     pub fn to_redacted_toml(&self) -> String {
         toml::to_string(self).unwrap_or_else(|error| format!("# cannot render config: {error}\n"))
     }
 
     fn validate(&self, problems: &mut Vec<String>) {
+        self.validate_operations(problems);
         if self.server.max_body_bytes == 0 {
             problems.push(
                 "server.max_body_bytes is 0: set it to the largest body to accept, e.g. 1048576"

@@ -10,9 +10,9 @@
 //!
 //! - [`config`]: typed config, layering, validation, the `Secret` type; `config/source_keys.rs`
 //!   holds the keys only some sources use and checks each route has what its source needs.
-//! - [`http`]: the public ingest router, the admin router (health), and the in-memory
-//!   Vendasta stand-in used by `demo`, `mock-vendasta` and the tests. Only module that
-//!   imports axum.
+//! - [`http`]: the public ingest router, the admin router (health, `/metrics`, the `/admin`
+//!   jobs API), and the in-memory Vendasta stand-in used by `demo`, `mock-vendasta` and the
+//!   tests. Only module that imports axum.
 //! - [`sources`]: one file per provider (Shopify, Square, WooCommerce, Stripe, Standard
 //!   Webhooks, Pipedrive, generic HMAC): signature check, envelope, payload parsing;
 //!   `signing.rs` (shared HMAC and timestamp checks) and `mapping.rs` (JSON Pointer mapping).
@@ -22,6 +22,9 @@
 //! - [`store`]: the durable queue, dedupe keys and contact links. Only module that imports sqlx.
 //! - [`delivery`]: the worker that claims jobs and delivers them; pure retry maths.
 //! - [`health`]: readiness state shared by the worker, the store and `/readyz`.
+//! - [`metrics`]: every Prometheus metric name, typed record functions, the text encoding.
+//! - [`retention`]: the background task that purges done jobs after `store.retention_days`.
+//! - [`inspect`]: operator views of stored jobs (admin API and `jobs` CLI), redaction.
 //! - [`app`]: wires everything together and runs it until shutdown.
 //! - [`cli`]: the subcommands beyond `serve` and `check-config` (`demo`, `mock-vendasta`,
 //!   `backfill`, …).
@@ -36,6 +39,9 @@ pub mod contact;
 pub mod delivery;
 pub mod health;
 pub mod http;
+pub mod inspect;
+pub mod metrics;
+pub mod retention;
 pub mod sources;
 pub mod store;
 pub mod telemetry;

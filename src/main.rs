@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use vendasta_bridge::{
     app::{App, Listeners},
-    cli,
+    cli::{self, EXIT_CONFIG, EXIT_RUNTIME},
     config::Config,
     telemetry,
 };
@@ -38,6 +38,26 @@ enum Command {
     MockVendasta(cli::mock::MockArgs),
     /// Enqueue existing contacts (Shopify CSV export or JSON lines) as creates.
     Backfill(cli::backfill::BackfillArgs),
+    /// List, show, replay or delete stored jobs directly in the store (works while the
+    /// server is down).
+    Jobs {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Store URL (e.g. sqlite://data/bridge.db) to use instead of loading the config,
+        /// for when the config itself is what keeps the server down.
+        #[arg(long, value_name = "URL", global = true)]
+        store: Option<String>,
+        #[command(subcommand)]
+        action: cli::jobs::Action,
+    },
+    /// Exit 0 when the bridge's /readyz answers 200, 1 otherwise (for container HEALTHCHECKs).
+    Healthcheck {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Full readiness URL to check instead of the config's admin.listen_address.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -47,15 +67,11 @@ struct ConfigArg {
         long = "config",
         short = 'c',
         env = "BRIDGE_CONFIG",
-        value_name = "FILE"
+        value_name = "FILE",
+        global = true
     )]
     path: Option<PathBuf>,
 }
-
-/// Exit code for a usage or configuration error.
-const EXIT_CONFIG: u8 = 2;
-/// Exit code for a failure at run time.
-const EXIT_RUNTIME: u8 = 1;
 
 fn main() -> ExitCode {
     let args = Cli::parse();
@@ -74,6 +90,30 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_CONFIG)
             }
         },
+        Command::Healthcheck { config, url } => {
+            cli::healthcheck::run(config.path.as_deref(), url.as_deref())
+        }
+        Command::Jobs {
+            config,
+            store: Some(url),
+            action,
+        } if config.path.is_none() => cli::jobs::run(&url, action),
+        Command::Jobs {
+            config,
+            store: None,
+            action,
+        } => match Config::load(config.path.as_deref()) {
+            Ok(config) => cli::jobs::run(&config.store.url, action),
+            Err(error) => {
+                eprint!("vendasta-bridge jobs: {error}");
+                eprintln!("(or pass --store sqlite://PATH to skip the config)");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
+        Command::Jobs { .. } => {
+            eprintln!("vendasta-bridge jobs: give --config or --store, not both");
+            ExitCode::from(EXIT_CONFIG)
+        }
         Command::Serve { config } => {
             let config = match Config::load(config.path.as_deref()) {
                 Ok(config) => config,

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::task::JoinSet;
 
-use super::{EXIT_RUNTIME, EXIT_USAGE, say};
+use super::{EXIT_CONFIG, EXIT_RUNTIME, say};
 use crate::{
     config::{Config, RouteConfig},
     sources::backfill::{BackfillRecord, RowError, ShopifyCsvColumns, TOPIC},
@@ -73,7 +73,7 @@ pub fn run(args: BackfillArgs) -> ExitCode {
         Ok(config) => config,
         Err(error) => {
             eprint!("vendasta-bridge backfill: {error}");
-            return ExitCode::from(EXIT_USAGE);
+            return ExitCode::from(EXIT_CONFIG);
         }
     };
     let Some(route) = config.routes.iter().find(|r| r.name == args.route).cloned() else {
@@ -87,13 +87,13 @@ pub fn run(args: BackfillArgs) -> ExitCode {
                 known.join(", ")
             }
         );
-        return ExitCode::from(EXIT_USAGE);
+        return ExitCode::from(EXIT_CONFIG);
     };
     let format = match format_of(&args.file) {
         Ok(format) => format,
         Err(message) => {
             eprintln!("vendasta-bridge backfill: {message}");
-            return ExitCode::from(EXIT_USAGE);
+            return ExitCode::from(EXIT_CONFIG);
         }
     };
     let file = match File::open(&args.file) {
@@ -103,7 +103,7 @@ pub fn run(args: BackfillArgs) -> ExitCode {
                 "vendasta-bridge backfill: cannot read --file {}: {error}",
                 args.file.display()
             );
-            return ExitCode::from(EXIT_USAGE);
+            return ExitCode::from(EXIT_CONFIG);
         }
     };
     let runtime = match super::runtime() {
@@ -123,7 +123,7 @@ pub fn run(args: BackfillArgs) -> ExitCode {
         Ok(tally) => tally,
         Err(BackfillError::Usage(message)) => {
             eprintln!("vendasta-bridge backfill: {message}");
-            return ExitCode::from(EXIT_USAGE);
+            return ExitCode::from(EXIT_CONFIG);
         }
         Err(BackfillError::Store(error)) => {
             eprintln!(

@@ -4,7 +4,7 @@
 
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
-use super::{EXIT_RUNTIME, EXIT_USAGE, say};
+use super::{EXIT_CONFIG, EXIT_RUNTIME, say};
 use crate::http::mock_vendasta::{MockError, MockOptions, MockVendasta};
 
 /// Arguments of `mock-vendasta`.
@@ -44,7 +44,7 @@ pub fn run(args: MockArgs) -> ExitCode {
             Err(error) => {
                 eprintln!("vendasta-bridge mock-vendasta: {error}");
                 return ExitCode::from(match error {
-                    MockError::FailureRate(_) => EXIT_USAGE,
+                    MockError::FailureRate(_) => EXIT_CONFIG,
                     MockError::Bind { .. } => EXIT_RUNTIME,
                 });
             }

@@ -5,10 +5,12 @@
 
 pub mod backfill;
 pub mod demo;
+pub mod healthcheck;
+pub mod jobs;
 pub mod mock;
 
 /// Exit code for a usage or configuration error.
-pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_CONFIG: u8 = 2;
 /// Exit code for a failure at run time.
 pub const EXIT_RUNTIME: u8 = 1;
 

@@ -185,6 +185,13 @@ impl Worker {
             Finish::Retry { .. } => "retry",
             Finish::Unlink { .. } => "unlinked",
         };
+        crate::metrics::delivery_attempt(
+            &job.route,
+            match &finish {
+                Finish::Dead { .. } => "dead",
+                _ => outcome,
+            },
+        );
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let contact_id = job.contact_id.as_deref().unwrap_or("");
         match &finish {
@@ -384,7 +391,7 @@ impl Worker {
         match self
             .inner
             .policy
-            .next(job.attempts, retry_after, job.created_at, now, jitter)
+            .next(job.attempts, retry_after, job.age_from(), now, jitter)
         {
             Next::RetryAt(at) => Finish::Retry { at, error: reason },
             Next::GiveUp { reason: why } => dead("gave_up", format!("{why}; last error: {reason}")),

@@ -24,6 +24,7 @@ use tokio::sync::Notify;
 
 use super::error::IngestError;
 use crate::{
+    metrics,
     sources::{Disposition, Registry},
     store::{Enqueued, NewJob, Store},
 };
@@ -64,6 +65,7 @@ async fn receive(
     let started = Instant::now();
     let result = handle(&state, &route, &headers, body).await;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    record(&state, &route, &result);
     match result {
         Ok((ack, source, delivery_id, topic)) => {
             let (outcome, body) = match &ack {
@@ -157,6 +159,25 @@ async fn handle(
         Enqueued::Duplicate(id) => Ack::Duplicate(id.to_string()),
     };
     Ok((ack, source.kind(), envelope.delivery_id, envelope.topic))
+}
+
+/// Counts the request; an unknown route's name is the sender's choice, so it is not a label.
+fn record(
+    state: &IngestState,
+    route: &str,
+    result: &Result<(Ack, &'static str, String, String), IngestError>,
+) {
+    let (route, source) = match state.routes.get(route) {
+        Some(found) => (route, found.source.kind()),
+        None => (metrics::UNKNOWN_ROUTE, ""),
+    };
+    let outcome = match result {
+        Ok((Ack::Accepted(_), ..)) => "accepted",
+        Ok((Ack::Duplicate(_), ..)) => "duplicate",
+        Ok((Ack::Ignored(_), ..)) => "ignored",
+        Err(error) => error.code(),
+    };
+    metrics::webhook_received(route, source, outcome);
 }
 
 fn is_length_limit(error: &axum::Error) -> bool {

@@ -5,9 +5,11 @@
 //! lives in one `match` in [`error`].
 
 pub mod admin;
+pub mod admin_api;
 pub mod error;
 pub mod ingest;
 pub mod mock_vendasta;
+pub mod scrape;
 
 pub use admin::{AdminState, admin_router};
 pub use ingest::{IngestState, ingest_router};

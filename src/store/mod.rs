@@ -60,6 +60,14 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// Every state, for gauges and help texts.
+    pub const ALL: [JobState; 4] = [
+        JobState::Pending,
+        JobState::InFlight,
+        JobState::Done,
+        JobState::Dead,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             JobState::Pending => "pending",
@@ -67,6 +75,11 @@ impl JobState {
             JobState::Done => "done",
             JobState::Dead => "dead",
         }
+    }
+
+    /// Reads a state name as operators type it (`pending`, `in_flight`, `done`, `dead`).
+    pub fn from_name(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|state| state.as_str() == text)
     }
 
     fn parse(text: &str) -> Result<Self, StoreError> {
@@ -101,6 +114,37 @@ pub struct Job {
     pub customer_id: Option<String>,
     pub last_error: Option<String>,
     pub created_at: SystemTime,
+    /// When an operator last replayed the job; `delivery.max_age_hours` counts from here
+    /// when set, so a replayed job gets a fresh age window.
+    pub replayed_at: Option<SystemTime>,
+}
+
+impl Job {
+    /// The instant `delivery.max_age_hours` is measured from.
+    pub fn age_from(&self) -> SystemTime {
+        self.replayed_at.unwrap_or(self.created_at)
+    }
+}
+
+/// Which jobs an operator means (admin API, CLI). Every field narrows the set.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub state: Option<JobState>,
+    pub route: Option<String>,
+    /// Only jobs that arrived at or after this instant.
+    pub since: Option<SystemTime>,
+}
+
+/// What an operator's change to one job (`replay`, `delete_job`) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobChange {
+    /// Done: the job was replayed (pending, due now, fresh retry schedule and age
+    /// window) or deleted.
+    Applied,
+    /// No job has that id.
+    NotFound,
+    /// A worker holds the job right now; nothing changed. Try again after that attempt.
+    InFlight,
 }
 
 /// What the bridge remembers about one source contact.
@@ -141,6 +185,18 @@ pub struct StateCounts {
     pub in_flight: u64,
     pub done: u64,
     pub dead: u64,
+}
+
+impl StateCounts {
+    /// The count for one state.
+    pub fn get(&self, state: JobState) -> u64 {
+        match state {
+            JobState::Pending => self.pending,
+            JobState::InFlight => self.in_flight,
+            JobState::Done => self.done,
+            JobState::Dead => self.dead,
+        }
+    }
 }
 
 /// Store failures. The message is for operators; none contains payload data.
@@ -239,6 +295,61 @@ impl Store {
     pub async fn counts(&self) -> Result<StateCounts, StoreError> {
         match self {
             Store::Sqlite(store) => store.counts().await,
+        }
+    }
+
+    /// Jobs matching `filter`, newest first (descending id), at most `limit`, only those
+    /// with an id below `before` when given (cursor paging).
+    pub async fn list_jobs(
+        &self,
+        filter: &JobFilter,
+        before: Option<JobId>,
+        limit: u32,
+    ) -> Result<Vec<Job>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.list_jobs(filter, before, limit).await,
+        }
+    }
+
+    /// Makes one job pending and due at `now` with attempts reset and `replayed_at = now`.
+    pub async fn replay(&self, id: JobId, now: SystemTime) -> Result<JobChange, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.replay(id, now).await,
+        }
+    }
+
+    /// Replays every job matching `filter` that is not in flight, in batches of at most
+    /// `batch` rows per transaction; returns how many were replayed. Jobs that arrive
+    /// while it runs are left alone.
+    pub async fn replay_matching(
+        &self,
+        filter: &JobFilter,
+        now: SystemTime,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.replay_matching(filter, now, batch).await,
+        }
+    }
+
+    /// Deletes one job (and with it its dedupe key) unless it is in flight.
+    pub async fn delete_job(&self, id: JobId) -> Result<JobChange, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.delete_job(id).await,
+        }
+    }
+
+    /// Deletes at most `batch` done jobs last updated before `cutoff`; returns how many.
+    pub async fn purge_done(&self, cutoff: SystemTime, batch: u32) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.purge_done(cutoff, batch).await,
+        }
+    }
+
+    /// When the oldest job not yet delivered (pending or in flight) arrived or was replayed.
+    pub async fn oldest_undelivered(&self) -> Result<Option<SystemTime>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.oldest_undelivered().await,
         }
     }
 

@@ -25,8 +25,8 @@ use sqlx::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    ContactLink, Enqueued, Finish, Job, JobId, JobState, NewJob, StateCounts, StoreError,
-    from_millis, to_millis,
+    ContactLink, Enqueued, Finish, Job, JobChange, JobFilter, JobId, JobState, NewJob, StateCounts,
+    StoreError, from_millis, to_millis,
 };
 
 /// Most webhooks written in one transaction; bounds the time one commit can take.
@@ -263,6 +263,157 @@ impl SqliteStore {
         Ok(counts)
     }
 
+    pub async fn list_jobs(
+        &self,
+        filter: &JobFilter,
+        before: Option<JobId>,
+        limit: u32,
+    ) -> Result<Vec<Job>, StoreError> {
+        let rows = sqlx::query(
+            r#"SELECT * FROM jobs
+                WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR route = ?2)
+                  AND (?3 IS NULL OR created_at >= ?3) AND (?4 IS NULL OR id < ?4)
+                ORDER BY id DESC
+                LIMIT ?5"#,
+        )
+        .bind(filter.state.map(JobState::as_str))
+        .bind(filter.route.as_deref())
+        .bind(filter.since.map(to_millis))
+        .bind(before.map(|id| id.0))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    pub async fn replay(&self, id: JobId, now: SystemTime) -> Result<JobChange, StoreError> {
+        let now_ms = to_millis(now);
+        // Attempts go back to 0 (a fresh retry schedule) and replayed_at starts a fresh
+        // max-age window; outcome and last_error stay until the next attempt overwrites them.
+        let affected = sqlx::query(
+            r#"UPDATE jobs
+                  SET state = 'pending', attempts = 0, next_attempt_at = ?1, lease_until = NULL,
+                      replayed_at = ?1, updated_at = ?1
+                WHERE id = ?2 AND state <> 'in_flight'"#,
+        )
+        .bind(now_ms)
+        .bind(id.0)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if affected > 0 {
+            return Ok(JobChange::Applied);
+        }
+        self.missing_or_in_flight(id).await
+    }
+
+    pub async fn replay_matching(
+        &self,
+        filter: &JobFilter,
+        now: SystemTime,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        let now_ms = to_millis(now);
+        // Walk ids upwards from a fixed ceiling so that replayed jobs (which may match the
+        // filter again, e.g. state = pending) and new arrivals are never visited twice, and
+        // each batch is its own short transaction so ingest is not blocked for long.
+        let ceiling: Option<i64> = sqlx::query_scalar(r#"SELECT MAX(id) FROM jobs"#)
+            .fetch_one(&self.pool)
+            .await?;
+        let Some(ceiling) = ceiling else {
+            return Ok(0);
+        };
+        let mut after = 0_i64;
+        let mut replayed = 0_u64;
+        loop {
+            let ids: Vec<i64> = sqlx::query_scalar(
+                r#"SELECT id FROM jobs
+                    WHERE id > ?1 AND id <= ?2 AND state <> 'in_flight'
+                      AND (?3 IS NULL OR state = ?3) AND (?4 IS NULL OR route = ?4)
+                      AND (?5 IS NULL OR created_at >= ?5)
+                    ORDER BY id
+                    LIMIT ?6"#,
+            )
+            .bind(after)
+            .bind(ceiling)
+            .bind(filter.state.map(JobState::as_str))
+            .bind(filter.route.as_deref())
+            .bind(filter.since.map(to_millis))
+            .bind(i64::from(batch.max(1)))
+            .fetch_all(&self.pool)
+            .await?;
+            let (Some(first), Some(last)) = (ids.first().copied(), ids.last().copied()) else {
+                break;
+            };
+            replayed += sqlx::query(
+                r#"UPDATE jobs
+                      SET state = 'pending', attempts = 0, next_attempt_at = ?1, lease_until = NULL,
+                          replayed_at = ?1, updated_at = ?1
+                    WHERE id >= ?2 AND id <= ?3 AND state <> 'in_flight'
+                      AND (?4 IS NULL OR state = ?4) AND (?5 IS NULL OR route = ?5)
+                      AND (?6 IS NULL OR created_at >= ?6)"#,
+            )
+            .bind(now_ms)
+            .bind(first)
+            .bind(last)
+            .bind(filter.state.map(JobState::as_str))
+            .bind(filter.route.as_deref())
+            .bind(filter.since.map(to_millis))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            after = last;
+        }
+        Ok(replayed)
+    }
+
+    pub async fn delete_job(&self, id: JobId) -> Result<JobChange, StoreError> {
+        let affected = sqlx::query(r#"DELETE FROM jobs WHERE id = ?1 AND state <> 'in_flight'"#)
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if affected > 0 {
+            return Ok(JobChange::Applied);
+        }
+        self.missing_or_in_flight(id).await
+    }
+
+    async fn missing_or_in_flight(&self, id: JobId) -> Result<JobChange, StoreError> {
+        let exists: Option<i64> = sqlx::query_scalar(r#"SELECT id FROM jobs WHERE id = ?1"#)
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(if exists.is_some() {
+            JobChange::InFlight
+        } else {
+            JobChange::NotFound
+        })
+    }
+
+    pub async fn purge_done(&self, cutoff: SystemTime, batch: u32) -> Result<u64, StoreError> {
+        let deleted = sqlx::query(
+            r#"DELETE FROM jobs WHERE id IN (
+                   SELECT id FROM jobs WHERE state = 'done' AND updated_at < ?1 LIMIT ?2)"#,
+        )
+        .bind(to_millis(cutoff))
+        .bind(i64::from(batch.max(1)))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(deleted)
+    }
+
+    pub async fn oldest_undelivered(&self) -> Result<Option<SystemTime>, StoreError> {
+        let oldest: Option<i64> = sqlx::query_scalar(
+            r#"SELECT MIN(COALESCE(replayed_at, created_at)) FROM jobs
+                WHERE state IN ('pending', 'in_flight')"#,
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(oldest.map(from_millis))
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -310,7 +461,10 @@ async fn write_loop(pool: SqlitePool, mut requests: mpsc::Receiver<(NewJob, Repl
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while requests.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let jobs: Vec<&NewJob> = batch.iter().map(|(job, _)| job).collect();
-        match insert_batch(&pool, &jobs).await {
+        let started = std::time::Instant::now();
+        let committed = insert_batch(&pool, &jobs).await;
+        crate::metrics::store_commit(jobs.len(), started.elapsed());
+        match committed {
             Ok(results) => {
                 for ((_, reply), result) in batch.drain(..).zip(results) {
                     // A requester that gave up (timed out) no longer listens; its job is
@@ -399,6 +553,9 @@ fn job_from_row(row: &SqliteRow) -> Result<Job, StoreError> {
         customer_id: row.try_get("customer_id")?,
         last_error: row.try_get("last_error")?,
         created_at: from_millis(row.try_get("created_at")?),
+        replayed_at: row
+            .try_get::<Option<i64>, _>("replayed_at")?
+            .map(from_millis),
     })
 }
 

@@ -188,6 +188,18 @@ impl Client {
 
     /// Sends one request; `Err` is the outcome of a request that got no status back.
     async fn send(&self, method: Method, url: Url, body: Vec<u8>) -> Result<Reply, Outcome> {
+        let started = std::time::Instant::now();
+        let label = if method == Method::PATCH {
+            "PATCH"
+        } else {
+            "POST"
+        };
+        let reply = self.send_timed(method, url, body).await;
+        crate::metrics::upstream_request(label, started.elapsed());
+        reply
+    }
+
+    async fn send_timed(&self, method: Method, url: Url, body: Vec<u8>) -> Result<Reply, Outcome> {
         let response = self
             .http
             .request(method.clone(), url)

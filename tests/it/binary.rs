@@ -451,3 +451,57 @@ async fn the_binary_runs_on_environment_variables_alone_as_the_container_does() 
     bridge.signal("TERM");
     assert_eq!(bridge.wait_exit(Duration::from_secs(20)), Some(0));
 }
+
+#[test]
+fn healthcheck_exits_0_against_a_running_bridge_and_1_once_it_has_stopped() {
+    let healthcheck = |args: &[&str]| {
+        let output = Command::new(BIN)
+            .arg("healthcheck")
+            .args(args)
+            .env_remove("BRIDGE_CONFIG")
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "http://127.0.0.1:9/business/customers", "");
+    // The admin listener on the wildcard address and a known port, as in the image, so
+    // `healthcheck --config` has to find it on loopback by itself.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = std::fs::read_to_string(&config).unwrap().replacen(
+        "[admin]\n        listen_address = \"127.0.0.1:0\"",
+        &format!("[admin]\n        listen_address = \"0.0.0.0:{port}\""),
+        1,
+    );
+    assert!(text.contains(&format!("0.0.0.0:{port}")));
+    std::fs::write(&config, text).unwrap();
+    let mut bridge = Bridge::start(&config);
+    let readyz = format!("{}/readyz", bridge.admin);
+
+    let (code, stderr) = healthcheck(&["--url", &readyz]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let config_arg = config.to_str().unwrap();
+    let (code, stderr) = healthcheck(&["--config", config_arg]);
+    assert_eq!(code, Some(0), "{stderr}");
+
+    bridge.signal("TERM");
+    assert_eq!(bridge.wait_exit(Duration::from_secs(30)), Some(0));
+    let (code, stderr) = healthcheck(&["--url", &readyz]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("not ready") && stderr.contains(&readyz),
+        "{stderr}"
+    );
+
+    // A config that cannot be read is a usage error, and says how to get past it.
+    let (code, stderr) = healthcheck(&["--config", "/nonexistent/bridge.toml"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--url"), "{stderr}");
+}

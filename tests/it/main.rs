@@ -14,4 +14,5 @@ mod demo;
 mod helpers;
 mod ingest;
 mod mock_vendasta;
+mod ops;
 mod sources;
