@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use vendasta_bridge::{
     app::{App, Listeners},
+    cli,
     config::Config,
     telemetry,
 };
@@ -28,6 +29,12 @@ enum Command {
     },
     /// Validate the configuration and print it with secrets redacted; exit 2 on any problem.
     CheckConfig {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Mint a Vendasta token from each configured credential and print its subject, scopes
+    /// and expiry (never the token); exit 2 for a config problem, 1 if minting fails.
+    CheckCredentials {
         #[command(flatten)]
         config: ConfigArg,
     },
@@ -53,6 +60,7 @@ const EXIT_RUNTIME: u8 = 1;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::CheckCredentials { config } => cli::credentials::run(config.path.as_deref()),
         Command::CheckConfig { config } => match Config::load(config.path.as_deref()) {
             Ok(config) => {
                 print!("{}", config.to_redacted_toml());
@@ -72,6 +80,11 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
+            // A credential file that is missing or holds no usable key is a config error.
+            if let Err(error) = cli::credentials::check_files(&config) {
+                eprintln!("vendasta-bridge: cannot start: {error}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
             telemetry::init(config.log.format);
             match serve(config) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -2,3 +2,5 @@
 //!
 //! `main.rs` parses arguments and dispatches here; each subcommand lives in its own file
 //! (`jobs.rs`, `backfill.rs`, …) and returns an exit code, so `main` stays thin.
+
+pub mod credentials;
