@@ -1018,11 +1018,28 @@ mod tests {
 
     #[tokio::test]
     async fn other_4xx_and_redirects_are_rejected_not_followed() {
-        for status in [400, 401, 403, 405, 410, 413, 415, 422, 301, 302, 307] {
+        for status in [400, 403, 405, 410, 413, 415, 422, 301, 302, 307] {
             let template = ResponseTemplate::new(status).insert_header("Location", "/elsewhere");
             let reason = reject_reason(create_answered(template).await);
             assert_eq!(reason, format!("vendasta answered {status}"));
         }
+    }
+
+    #[tokio::test]
+    async fn a_401_is_unauthorized_so_the_token_can_be_renewed() {
+        let outcome =
+            create_answered(json_api(401, r#"{"errors":[{"title":"Unauthenticated"}]}"#)).await;
+        assert_eq!(
+            outcome,
+            Outcome::Unauthorized {
+                reason: "vendasta answered 401: Unauthenticated".into()
+            }
+        );
+        let outcome = update_answered(ResponseTemplate::new(401)).await;
+        assert!(
+            matches!(outcome, Outcome::Unauthorized { .. }),
+            "{outcome:?}"
+        );
     }
 
     #[tokio::test]
