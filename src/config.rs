@@ -216,11 +216,22 @@ impl VendastaConfig {
 
     /// Checks the auth, API and CRM keys.
     fn validate_auth(&self, routes: &[RouteConfig], problems: &mut Vec<String>) {
-        self.default_credential().validate(
-            "vendasta",
-            " (or set the environment variable VENDASTA_TOKEN)",
-            problems,
-        );
+        let default = self.default_credential();
+        // The default is needed unless every route names its own credential.
+        let default_used = routes.is_empty()
+            || routes
+                .iter()
+                .any(|route| route.vendasta_credentials.is_none());
+        let default_set = default.token.is_some()
+            || default.credentials_file.is_some()
+            || default.credentials_json.is_some();
+        if default_used || default_set {
+            default.validate(
+                "vendasta",
+                " (or set the environment variable VENDASTA_TOKEN)",
+                problems,
+            );
+        }
         for (name, credential) in &self.credentials {
             credential.validate(&format!("vendasta.credentials.{name}"), "", problems);
         }

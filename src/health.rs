@@ -1,6 +1,7 @@
 //! Readiness state shared by the worker, the shutdown path and `/readyz`.
 //!
-//! Holds only in-memory signals (the worker's heartbeat, the draining flag) so that
+//! Holds only in-memory signals (the worker's heartbeat, the draining flag, which Vendasta
+//! credentials currently fail to mint a token) so that
 //! `/healthz` can answer with no I/O; the store check is done by the admin handler.
 
 use std::{

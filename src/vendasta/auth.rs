@@ -666,6 +666,78 @@ mod tests {
         assert!(error.to_string().contains("token_uri"), "{error}");
     }
 
+    #[tokio::test]
+    async fn twenty_concurrent_callers_of_a_stale_token_cause_one_mint() {
+        use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
+        // Arrange: a slow token endpoint, so every caller arrives while the mint is in flight.
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(serde_json::json!({"access_token": "tok-1", "expires_in": 3600}))
+                    .set_delay(Duration::from_millis(300)),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let json = file("RS256", TEST_KEY).replace(
+            "http://127.0.0.1:1/oauth2/token",
+            &format!("{}/oauth2/token", server.uri()),
+        );
+        let account = Arc::new(load(&json).unwrap());
+
+        // Act
+        let mut callers = tokio::task::JoinSet::new();
+        for _ in 0..20 {
+            let account = Arc::clone(&account);
+            callers.spawn(async move { account.bearer().await });
+        }
+        let tokens: Vec<String> = callers
+            .join_all()
+            .await
+            .into_iter()
+            .map(|token| token.unwrap().expose().to_owned())
+            .collect();
+
+        // Assert (the mock's expect(1) is checked when the server drops)
+        assert_eq!(tokens, vec!["tok-1".to_owned(); 20]);
+    }
+
+    #[tokio::test]
+    async fn a_missing_expires_in_is_taken_as_the_assumed_lifetime() {
+        use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(serde_json::json!({"access_token": "t"})),
+            )
+            .mount(&server)
+            .await;
+        let json = file("RS256", TEST_KEY).replace(
+            "http://127.0.0.1:1/oauth2/token",
+            &format!("{}/oauth2/token", server.uri()),
+        );
+        let minted = load(&json).unwrap().mint().await.unwrap();
+        assert_eq!(minted.expires_in, None);
+        assert_eq!(minted.lifetime, ASSUMED_TOKEN_LIFETIME);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_token_endpoint_is_named_in_the_error() {
+        let error = load(&file("RS256", TEST_KEY))
+            .unwrap()
+            .mint()
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), "token_endpoint_unreachable");
+        assert!(
+            error
+                .to_string()
+                .contains("http://127.0.0.1:1/oauth2/token"),
+            "{error}"
+        );
+    }
+
     #[test]
     fn oauth_errors_are_summarised_and_redacted() {
         let text = oauth_error_text(

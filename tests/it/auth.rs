@@ -701,3 +701,30 @@ async fn check_credentials_exits_1_when_minting_fails_and_2_when_the_file_is_mis
         "{missing_err}"
     );
 }
+
+#[tokio::test]
+async fn a_fresh_token_refused_too_parks_the_job_as_dead_after_exactly_one_re_mint() {
+    // Arrange
+    let endpoint = TokenEndpoint::new(3600);
+    let app = spawn_with_service_account(&endpoint, false).await;
+    Mock::given(method("POST"))
+        .and(path(CUSTOMERS_PATH))
+        .respond_with(ResponseTemplate::new(401))
+        .expect(2)
+        .mount(&app.vendasta)
+        .await;
+
+    // Act
+    post_customer(&app, 31, "wh-401-twice").await;
+    let job = app.settled("acme", "wh-401-twice").await;
+
+    // Assert
+    assert_eq!(job.state, JobState::Dead);
+    assert_eq!(job.outcome.as_deref(), Some("unauthorized"));
+    let reason = job.last_error.unwrap_or_default();
+    assert!(
+        reason.contains("freshly minted token was refused too"),
+        "{reason}"
+    );
+    assert_eq!(endpoint.mints(), 2);
+}
