@@ -63,6 +63,10 @@ fn main() -> ExitCode {
         Command::CheckCredentials { config } => cli::credentials::run(config.path.as_deref()),
         Command::CheckConfig { config } => match Config::load(config.path.as_deref()) {
             Ok(config) => {
+                if let Err(error) = cli::credentials::check_files(&config) {
+                    eprintln!("{error}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
                 print!("{}", config.to_redacted_toml());
                 eprintln!("configuration is valid");
                 ExitCode::SUCCESS

@@ -330,18 +330,21 @@ impl ServiceAccount {
                 Ok(minted.token)
             }
             Err(error) => {
+                // A token that is due for refresh but not yet expired still works.
+                let previous = state
+                    .token
+                    .as_ref()
+                    .filter(|cached| Instant::now() < cached.expires_at)
+                    .map(|cached| cached.token.clone());
                 tracing::warn!(
                     credential = %self.name, code = error.code(), error = %error,
-                    "Cannot mint a Vendasta access token; deliveries wait and are retried."
+                    using_previous_token = previous.is_some(),
+                    "Cannot mint a Vendasta access token; deliveries without a valid token wait and are retried."
                 );
                 self.health
                     .set_vendasta_auth(&self.name, Some(error.to_string()));
                 state.failure = Some((Instant::now(), error.clone()));
-                // A token that is due for refresh but not yet expired still works.
-                match &state.token {
-                    Some(cached) if Instant::now() < cached.expires_at => Ok(cached.token.clone()),
-                    _ => Err(error),
-                }
+                previous.ok_or(error)
             }
         }
     }
@@ -736,6 +739,93 @@ mod tests {
                 .contains("http://127.0.0.1:1/oauth2/token"),
             "{error}"
         );
+    }
+
+    #[tokio::test]
+    async fn an_es256_file_mints_an_assertion_that_verifies_with_the_ec_public_key() {
+        use std::sync::{Arc as StdArc, Mutex as StdMutex};
+
+        use wiremock::{Mock, MockServer, Request, ResponseTemplate, matchers::method};
+        // Arrange: capture the assertion the endpoint receives.
+        let server = MockServer::start().await;
+        let seen: StdArc<StdMutex<Option<String>>> = StdArc::default();
+        let capture = StdArc::clone(&seen);
+        Mock::given(method("POST"))
+            .respond_with(move |request: &Request| {
+                let body = String::from_utf8_lossy(&request.body).into_owned();
+                *capture.lock().unwrap() = body
+                    .split('&')
+                    .find_map(|pair| pair.strip_prefix("assertion="))
+                    .map(str::to_owned);
+                ResponseTemplate::new(200).set_body_json(serde_json::json!({"access_token": "t"}))
+            })
+            .mount(&server)
+            .await;
+        let json = file(
+            "ES256",
+            include_str!("../../tests/fixtures/auth/test-only-ec.pem"),
+        )
+        .replace(
+            "http://127.0.0.1:1/oauth2/token",
+            &format!("{}/oauth2/token", server.uri()),
+        );
+
+        // Act
+        load(&json).unwrap().mint().await.unwrap();
+
+        // Assert
+        let assertion = seen
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("an assertion was posted");
+        let public = jsonwebtoken::DecodingKey::from_ec_pem(include_bytes!(
+            "../../tests/fixtures/auth/test-only-ec.pub.pem"
+        ))
+        .unwrap();
+        let mut validation = jsonwebtoken::Validation::new(Algorithm::ES256);
+        validation.set_audience(&["https://iam-prod.apigateway.co"]);
+        let data = jsonwebtoken::decode::<Value>(&assertion, &public, &validation).unwrap();
+        assert_eq!(data.header.kid.as_deref(), Some("kid-1"));
+        assert_eq!(data.claims["scope"], "customers");
+    }
+
+    #[tokio::test]
+    async fn a_failed_refresh_keeps_using_the_token_until_it_actually_expires() {
+        use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
+        // Arrange: the first token has 30 s left (inside the refresh margin), then the
+        // endpoint fails.
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(serde_json::json!({"access_token": "first", "expires_in": 30})),
+            )
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(503))
+            .mount(&server)
+            .await;
+        let json = file("RS256", TEST_KEY).replace(
+            "http://127.0.0.1:1/oauth2/token",
+            &format!("{}/oauth2/token", server.uri()),
+        );
+        let health = health();
+        let http = http_client(Duration::from_secs(1)).unwrap();
+        let account =
+            ServiceAccount::from_json("p", "k", &json, "customers", http, health.clone()).unwrap();
+
+        // Act
+        let first = account.bearer().await.unwrap();
+        let second = account.bearer().await.unwrap();
+
+        // Assert
+        assert_eq!((first.expose(), second.expose()), ("first", "first"));
+        assert_eq!(server.received_requests().await.unwrap().len(), 2);
+        assert!(health.vendasta_auth()["p"].contains("503"));
     }
 
     #[test]
