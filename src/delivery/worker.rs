@@ -186,6 +186,7 @@ impl Worker {
         let outcome = match &finish {
             Finish::Done { outcome, .. } | Finish::Dead { outcome, .. } => *outcome,
             Finish::Retry { .. } => "retry",
+            Finish::Wait { .. } => "waiting",
             Finish::Unlink { .. } => "unlinked",
         };
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -196,7 +197,7 @@ impl Worker {
                 customer_id = link.as_deref().unwrap_or(""), attempt = job.attempts,
                 outcome, upstream_called = attempted, latency_ms, "Delivery finished."
             ),
-            Finish::Retry { at, error } => tracing::warn!(
+            Finish::Retry { at, error } | Finish::Wait { at, error } => tracing::warn!(
                 route = %job.route, job_id = %job.id, source_contact_id = contact_id,
                 attempt = job.attempts, outcome, error = %error,
                 retry_in_seconds = at.duration_since(SystemTime::now()).unwrap_or_default().as_secs_f64(),
@@ -370,7 +371,7 @@ impl Worker {
             } => self.retry(job, reason, retry_after, now),
             Outcome::Reject { reason } => dead("rejected", reason),
             Outcome::Unauthorized { reason } => dead("unauthorized", reason),
-            Outcome::AuthUnavailable { reason } => self.wait_for_token(job, reason, now),
+            Outcome::AuthUnavailable { reason } => self.wait_for_token(reason, now),
         };
         (finish, true)
     }
@@ -396,15 +397,18 @@ impl Worker {
 
 impl Worker {
     /// A job whose token could not be minted waits and is never given up: the credential
-    /// or the token endpoint is at fault, not the job. It backs off along the retry
-    /// schedule, staying at its last step, and ignores `max_age_hours`.
-    fn wait_for_token(&self, job: &Job, reason: String, now: SystemTime) -> Finish {
-        let schedule = &self.inner.policy.schedule;
-        let index = usize::try_from(job.attempts.max(1) - 1)
-            .unwrap_or(usize::MAX)
-            .min(schedule.len().saturating_sub(1));
-        let step = schedule.get(index).copied().unwrap_or_default();
-        Finish::Retry {
+    /// or the token endpoint is at fault, not the job, and nothing was sent. The wait does
+    /// not count as an attempt, so it uses up neither the retry schedule nor, later, the
+    /// job's retries against Vendasta; it repeats every first schedule step.
+    fn wait_for_token(&self, reason: String, now: SystemTime) -> Finish {
+        let step = self
+            .inner
+            .policy
+            .schedule
+            .first()
+            .copied()
+            .unwrap_or_default();
+        Finish::Wait {
             at: now + step.max(AUTH_WAIT_FLOOR),
             error: format!("waiting for a vendasta access token: {reason}"),
         }
