@@ -273,10 +273,15 @@ async fn a_wrong_audience_is_refused_and_the_reason_reaches_the_log_and_readyz_w
         "{why}"
     );
     assert_eq!(endpoint.mints(), 0);
-    assert_eq!(
-        app.job("acme", "wh-aud").await.unwrap().state,
-        JobState::Pending
-    );
+    // Claimed jobs are briefly in flight; wait for one of the moments it is put back.
+    let job = eventually(Duration::from_secs(10), || async {
+        app.job("acme", "wh-aud")
+            .await
+            .filter(|job| job.state == JobState::Pending)
+    })
+    .await
+    .expect("the job waits as pending");
+    assert_eq!(job.attempts, 0, "waiting for a token is not an attempt");
     let logs = crate::helpers::log_text();
     assert!(
         logs.contains("InvalidAudience"),
