@@ -991,6 +991,19 @@ mod tests {
     }
 
     #[test]
+    fn the_credentials_json_can_come_whole_from_an_environment_variable() {
+        let json = r#"{"type": "service_account", "private_key": "-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----\n", "assertionHeaderData": {"alg": "RS256"}}"#;
+        let vars = env(&[
+            ("BRIDGE_VENDASTA__CREDENTIALS_JSON", json),
+            ("SHOPIFY_WEBHOOK_SECRET", "s"),
+            ("VENDASTA_TOKEN", "ignored-when-credentials-are-set"),
+        ]);
+        let config = Config::from_sources(Some(ROUTE), None, &vars).unwrap();
+        assert_eq!(config.vendasta.credentials_json.unwrap().expose(), json);
+        assert!(config.vendasta.token.is_none());
+    }
+
+    #[test]
     fn a_token_and_a_credentials_file_together_are_an_error_naming_both_keys() {
         let file =
             format!("[vendasta]\ntoken = \"t\"\ncredentials_file = \"/secrets/v.json\"\n{ROUTE}");
