@@ -72,16 +72,16 @@ impl App {
             .await
             .context("cannot open store.url")?;
         let routes = Registry::from_config(&config).map_err(anyhow::Error::msg)?;
-        let client =
-            vendasta::Client::new(&config.vendasta).context("cannot set up the Vendasta client")?;
         let wake = Arc::new(Notify::new());
         // The worker beats at least once a second; allow for a slow store call.
         let health = Health::new(Duration::from_secs(30).max(config.delivery.poll_interval() * 10));
+        let upstream = vendasta::Upstream::new(&config, &health)
+            .context("cannot set up the Vendasta upstream")?;
         let worker = Worker::new(
             &config,
             store.clone(),
             routes.clone(),
-            client,
+            upstream,
             Arc::clone(&wake),
             health.clone(),
         );

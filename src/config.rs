@@ -113,13 +113,66 @@ impl StoreConfig {
 pub struct VendastaConfig {
     /// Collection URL: POST creates, PATCH `{url}/{id}` updates.
     pub customers_url: String,
-    /// Static bearer token.
-    pub token: Secret,
+    /// Static bearer token. Exactly one of `token`, `credentials_file` and
+    /// `credentials_json`; when none is set, `VENDASTA_TOKEN` from the environment is used.
+    #[serde(default)]
+    pub token: Option<Secret>,
+    /// Path of the service-account JSON file exactly as Partner Center downloads it.
+    #[serde(default)]
+    pub credentials_file: Option<String>,
+    /// The same JSON as `credentials_file`, inline (for an environment variable).
+    #[serde(default)]
+    pub credentials_json: Option<Secret>,
+    /// OAuth scopes asked for when minting a service-account token, space-separated.
+    pub scopes: String,
     /// Connect + response budget for one request.
     pub request_timeout_seconds: u64,
     /// Upper bound on requests in flight to Vendasta.
     pub concurrency: usize,
+    /// Which API receives contacts: the (deprecated) customers API or the CRM API.
+    pub api: UpstreamApi,
+    /// CRM API base: contacts are upserted with `PATCH {crm_url}/{AG-…}/contacts`.
+    pub crm_url: String,
+    /// CRM field id → upsert operation, overriding `always_overwrite` for that field.
+    #[serde(default)]
+    pub crm_field_operations: BTreeMap<String, String>,
+    /// Named credentials a route can pick with `routes[].vendasta_credentials`; each table
+    /// takes exactly one of `token`, `credentials_file`, `credentials_json`.
+    #[serde(default)]
+    pub credentials: BTreeMap<String, CredentialConfig>,
 }
+
+/// One way to authenticate to Vendasta: a static token or a service account.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct CredentialConfig {
+    /// Static bearer token.
+    #[serde(default)]
+    pub token: Option<Secret>,
+    /// Path of a Partner Center service-account JSON file.
+    #[serde(default)]
+    pub credentials_file: Option<String>,
+    /// The service-account JSON itself.
+    #[serde(default)]
+    pub credentials_json: Option<Secret>,
+}
+
+/// The Vendasta API contacts are sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamApi {
+    /// `POST/PATCH {customers_url}` (JSON:API; deprecated by Vendasta).
+    Customers,
+    /// `PATCH {crm_url}/{AG-…}/contacts` upserts (application/json).
+    Crm,
+}
+
+/// CRM upsert operations Vendasta accepts (reference/vendasta.md §6).
+pub const CRM_OPERATIONS: &[&str] = &[
+    "always_overwrite",
+    "overwrite_if_empty",
+    "overwrite_if_newer",
+    "combine",
+];
 
 /// Retry policy and worker timing.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -172,6 +225,10 @@ pub struct RouteConfig {
     /// sit in the JSON body (JSON Pointers) and which event types are delivered.
     #[serde(default)]
     pub mapping: Option<MappingConfig>,
+    /// Name of a `[vendasta.credentials.<name>]` table to use instead of the default
+    /// `vendasta.token` / `vendasta.credentials_file` (one bridge serving several partners).
+    #[serde(default)]
+    pub vendasta_credentials: Option<String>,
 }
 
 impl RouteConfig {
@@ -198,6 +255,99 @@ impl ServerConfig {
 impl VendastaConfig {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_seconds)
+    }
+
+    /// The default credential (the `vendasta.token` / `credentials_*` keys).
+    pub fn default_credential(&self) -> CredentialConfig {
+        CredentialConfig {
+            token: self.token.clone(),
+            credentials_file: self.credentials_file.clone(),
+            credentials_json: self.credentials_json.clone(),
+        }
+    }
+
+    /// Checks the auth, API and CRM keys.
+    fn validate_auth(&self, routes: &[RouteConfig], problems: &mut Vec<String>) {
+        let default = self.default_credential();
+        // The default is needed unless every route names its own credential.
+        let default_used = routes.is_empty()
+            || routes
+                .iter()
+                .any(|route| route.vendasta_credentials.is_none());
+        let default_set = default.token.is_some()
+            || default.credentials_file.is_some()
+            || default.credentials_json.is_some();
+        if default_used || default_set {
+            default.validate(
+                "vendasta",
+                " (or set the environment variable VENDASTA_TOKEN)",
+                problems,
+            );
+        }
+        for (name, credential) in &self.credentials {
+            credential.validate(&format!("vendasta.credentials.{name}"), "", problems);
+        }
+        if self.scopes.split_whitespace().next().is_none() {
+            problems.push("vendasta.scopes is empty: list the OAuth scopes to ask for, space-separated, e.g. \"customers\"".into());
+        }
+        if self.api == UpstreamApi::Crm {
+            check_http_url("vendasta.crm_url", &self.crm_url, problems);
+        }
+        for (field, operation) in &self.crm_field_operations {
+            if !CRM_OPERATIONS.contains(&operation.as_str()) {
+                problems.push(format!(
+                    "vendasta.crm_field_operations.{field} is `{operation}`: use one of {}",
+                    CRM_OPERATIONS.join(", ")
+                ));
+            }
+        }
+        for (i, route) in routes.iter().enumerate() {
+            if let Some(name) = &route.vendasta_credentials
+                && !self.credentials.contains_key(name)
+            {
+                problems.push(format!(
+                    "routes[{i}].vendasta_credentials names `{name}`, but there is no [vendasta.credentials.{name}] table: add it or fix the name"
+                ));
+            }
+        }
+    }
+}
+
+impl CredentialConfig {
+    /// Exactly one of the three keys must be set and non-empty.
+    fn validate(&self, key: &str, hint: &str, problems: &mut Vec<String>) {
+        let set: Vec<&str> = [
+            ("token", self.token.as_ref().map(Secret::expose)),
+            ("credentials_file", self.credentials_file.as_deref()),
+            (
+                "credentials_json",
+                self.credentials_json.as_ref().map(Secret::expose),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|_| name))
+        .collect();
+        match set.as_slice() {
+            [] => problems.push(format!(
+                "{key} has no Vendasta credentials: set {key}.token to an API token{hint}, or {key}.credentials_file to the service-account JSON file from Partner Center (or {key}.credentials_json to its content)"
+            )),
+            [one] => {
+                let empty = match *one {
+                    "token" => self.token.as_ref().is_some_and(|t| t.expose().trim().is_empty()),
+                    "credentials_file" => self.credentials_file.as_deref().is_some_and(|f| f.trim().is_empty()),
+                    _ => self.credentials_json.as_ref().is_some_and(|j| j.expose().trim().is_empty()),
+                };
+                if empty {
+                    problems.push(format!(
+                        "{key}.{one} is empty: set it (if it comes from ${{VAR}}, that variable is set but empty)"
+                    ));
+                }
+            }
+            many => problems.push(format!(
+                "{key} sets {}: use exactly one of {key}.token, {key}.credentials_file and {key}.credentials_json",
+                many.iter().map(|name| format!("{key}.{name}")).collect::<Vec<_>>().join(" and ")
+            )),
+        }
     }
 }
 
@@ -336,6 +486,7 @@ impl Config {
             }
         }
         apply_env_overrides(&mut root, env, &mut problems);
+        default_token_from_env(&mut root, env);
         expand_table(&mut root, "", env, &mut problems);
         let config = deserialize_sections(root, &mut problems);
         if let Some(config) = &config {
@@ -394,9 +545,7 @@ impl Config {
             &self.vendasta.customers_url,
             problems,
         );
-        if self.vendasta.token.expose().trim().is_empty() {
-            problems.push("vendasta.token is empty: set VENDASTA_TOKEN (or BRIDGE_VENDASTA__TOKEN) to your Vendasta API token".into());
-        }
+        self.vendasta.validate_auth(&self.routes, problems);
         if self.vendasta.request_timeout_seconds == 0 {
             problems.push("vendasta.request_timeout_seconds is 0: use at least 1, e.g. 10".into());
         }
@@ -540,6 +689,25 @@ fn merge(base: &mut Table, overlay: Table) {
                 base.insert(key, value);
             }
         }
+    }
+}
+
+/// With no `vendasta.token`, `credentials_file` or `credentials_json` anywhere, the
+/// token comes from `VENDASTA_TOKEN`: a token-only deployment needs nothing else, and a
+/// deployment with a credentials file does not need that variable at all.
+fn default_token_from_env(root: &mut Table, env: &BTreeMap<String, String>) {
+    let Some(token) = env.get("VENDASTA_TOKEN") else {
+        return;
+    };
+    let vendasta = root
+        .entry("vendasta")
+        .or_insert_with(|| Value::Table(Table::new()));
+    if let Value::Table(vendasta) = vendasta
+        && !["token", "credentials_file", "credentials_json"]
+            .iter()
+            .any(|key| vendasta.contains_key(*key))
+    {
+        vendasta.insert("token".into(), Value::String(token.clone()));
     }
 }
 
@@ -797,7 +965,7 @@ mod tests {
         let vars = env(&[("VENDASTA_TOKEN", "tok"), ("SHOPIFY_WEBHOOK_SECRET", "s3")]);
         let config = Config::from_sources(Some(ROUTE), None, &vars).unwrap();
         assert_eq!(config.server.listen_address.port(), 8080);
-        assert_eq!(config.vendasta.token.expose(), "tok");
+        assert_eq!(config.vendasta.token.as_ref().unwrap().expose(), "tok");
         assert_eq!(config.routes[0].secrets[0].expose(), "s3");
         assert_eq!(config.delivery.retry_schedule_seconds.len(), 8);
     }
@@ -818,7 +986,7 @@ mod tests {
             ("BRIDGE_CONFIG", "ignored.toml"),
         ]);
         let config = Config::from_sources(None, None, &vars).unwrap();
-        assert_eq!(config.vendasta.token.expose(), "123456");
+        assert_eq!(config.vendasta.token.as_ref().unwrap().expose(), "123456");
         assert_eq!(config.vendasta.concurrency, 16);
         let route = &config.routes[0];
         assert_eq!(route.name, "shop");
@@ -865,13 +1033,94 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_token_variable_names_the_key_and_the_variable() {
+    fn no_credentials_at_all_names_the_token_variable_and_the_credentials_file() {
         let error =
             Config::from_sources(Some(ROUTE), None, &env(&[("SHOPIFY_WEBHOOK_SECRET", "s")]))
                 .unwrap_err();
-        assert_eq!(error.problems.len(), 1);
-        assert!(error.problems[0].contains("vendasta.token"));
-        assert!(error.problems[0].contains("VENDASTA_TOKEN is not set"));
+        assert_eq!(error.problems.len(), 1, "{error}");
+        assert!(error.problems[0].contains("vendasta.token"), "{error}");
+        assert!(error.problems[0].contains("VENDASTA_TOKEN"), "{error}");
+        assert!(
+            error.problems[0].contains("vendasta.credentials_file"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_credentials_file_alone_needs_no_token_variable() {
+        let file = format!("[vendasta]\ncredentials_file = \"/secrets/vendasta.json\"\n{ROUTE}");
+        let config =
+            Config::from_sources(Some(&file), None, &env(&[("SHOPIFY_WEBHOOK_SECRET", "s")]))
+                .unwrap();
+        assert!(config.vendasta.token.is_none());
+        assert_eq!(
+            config.vendasta.credentials_file.as_deref(),
+            Some("/secrets/vendasta.json")
+        );
+    }
+
+    #[test]
+    fn the_credentials_json_can_come_whole_from_an_environment_variable() {
+        let json = r#"{"type": "service_account", "private_key": "-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----\n", "assertionHeaderData": {"alg": "RS256"}}"#;
+        let vars = env(&[
+            ("BRIDGE_VENDASTA__CREDENTIALS_JSON", json),
+            ("SHOPIFY_WEBHOOK_SECRET", "s"),
+            ("VENDASTA_TOKEN", "ignored-when-credentials-are-set"),
+        ]);
+        let config = Config::from_sources(Some(ROUTE), None, &vars).unwrap();
+        assert_eq!(config.vendasta.credentials_json.unwrap().expose(), json);
+        assert!(config.vendasta.token.is_none());
+    }
+
+    #[test]
+    fn a_token_and_a_credentials_file_together_are_an_error_naming_both_keys() {
+        let file =
+            format!("[vendasta]\ntoken = \"t\"\ncredentials_file = \"/secrets/v.json\"\n{ROUTE}");
+        let error =
+            Config::from_sources(Some(&file), None, &env(&[("SHOPIFY_WEBHOOK_SECRET", "s")]))
+                .unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.contains("vendasta.token and vendasta.credentials_file"),
+            "{text}"
+        );
+        assert_eq!(error.problems.len(), 1, "{text}");
+    }
+
+    #[test]
+    fn routes_name_existing_credential_tables_and_crm_operations_are_checked() {
+        let file = r#"
+            [vendasta]
+            token = "t"
+            api = "crm"
+            [vendasta.crm_field_operations]
+            standard__email = "sometimes"
+            [vendasta.credentials.partner_b]
+            credentials_json = "{}"
+            [[routes]]
+            name = "a"
+            source = "shopify"
+            secrets = ["s"]
+            business_location = "AG-1"
+            vendasta_credentials = "partner_b"
+            [[routes]]
+            name = "b"
+            source = "shopify"
+            secrets = ["s"]
+            business_location = "AG-1"
+            vendasta_credentials = "partner_c"
+        "#;
+        let error = Config::from_sources(Some(file), None, &env(&[])).unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.contains("vendasta.crm_field_operations.standard__email"),
+            "{text}"
+        );
+        assert!(
+            text.contains("routes[1].vendasta_credentials names `partner_c`"),
+            "{text}"
+        );
+        assert_eq!(error.problems.len(), 2, "{text}");
     }
 
     #[test]

@@ -18,7 +18,8 @@
 //!   `signing.rs` (shared HMAC and timestamp checks) and `mapping.rs` (JSON Pointer mapping).
 //! - [`contact`]: the neutral contact model every source parses into.
 //! - [`transform`]: pure `Contact` → Vendasta customer attributes (normalisation).
-//! - [`vendasta`]: the upstream's wire model and HTTP client. Only module that imports reqwest.
+//! - [`vendasta`]: credentials and token minting (`auth`), the customers and CRM adapters
+//!   behind one `Upstream`, their wire models. Only module that imports reqwest.
 //! - [`store`]: the durable queue, dedupe keys and contact links. Only module that imports sqlx.
 //! - [`delivery`]: the worker that claims jobs and delivers them; pure retry maths.
 //! - [`health`]: readiness state shared by the worker, the store and `/readyz`.
@@ -27,7 +28,7 @@
 //! - [`inspect`]: operator views of stored jobs (admin API and `jobs` CLI), redaction.
 //! - [`app`]: wires everything together and runs it until shutdown.
 //! - [`cli`]: the subcommands beyond `serve` and `check-config` (`demo`, `mock-vendasta`,
-//!   `backfill`, …).
+//!   `backfill`, `jobs`, `healthcheck`, `check-credentials`).
 //! - [`telemetry`]: the tracing subscriber.
 //!
 //! Dependency direction: `http → sources → store ← delivery → (transform, vendasta)`.

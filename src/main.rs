@@ -58,6 +58,12 @@ enum Command {
         #[arg(long, value_name = "URL")]
         url: Option<String>,
     },
+    /// Mint a Vendasta token from each configured credential and print its subject, scopes
+    /// and expiry (never the token); exit 2 for a config problem, 1 if minting fails.
+    CheckCredentials {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -79,8 +85,13 @@ fn main() -> ExitCode {
         Command::Demo => cli::demo::run(),
         Command::MockVendasta(args) => cli::mock::run(args),
         Command::Backfill(args) => cli::backfill::run(args),
+        Command::CheckCredentials { config } => cli::credentials::run(config.path.as_deref()),
         Command::CheckConfig { config } => match Config::load(config.path.as_deref()) {
             Ok(config) => {
+                if let Err(error) = cli::credentials::check_files(&config) {
+                    eprintln!("{error}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
                 print!("{}", config.to_redacted_toml());
                 eprintln!("configuration is valid");
                 ExitCode::SUCCESS
@@ -122,6 +133,11 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
+            // A credential file that is missing or holds no usable key is a config error.
+            if let Err(error) = cli::credentials::check_files(&config) {
+                eprintln!("vendasta-bridge: cannot start: {error}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
             telemetry::init(config.log.format);
             match serve(config) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -4,6 +4,7 @@
 //! (`jobs.rs`, `backfill.rs`, …) and returns an exit code, so `main` stays thin.
 
 pub mod backfill;
+pub mod credentials;
 pub mod demo;
 pub mod healthcheck;
 pub mod jobs;

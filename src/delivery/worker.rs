@@ -29,6 +29,9 @@ use crate::{
 
 /// How long a worker waits before trying the store again after it failed.
 const STORE_BACKOFF: Duration = Duration::from_secs(1);
+/// Shortest wait of a job whose token could not be minted, so a zero retry step does not
+/// spin on a token endpoint that is down.
+const AUTH_WAIT_FLOOR: Duration = Duration::from_secs(1);
 
 /// What one turn of the worker did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +52,7 @@ pub struct Worker {
 struct Inner {
     store: Store,
     routes: Registry,
-    client: vendasta::Client,
+    upstream: vendasta::Upstream,
     policy: RetryPolicy,
     lease: Duration,
     poll: Duration,
@@ -64,7 +67,7 @@ impl Worker {
         config: &Config,
         store: Store,
         routes: Registry,
-        client: vendasta::Client,
+        upstream: vendasta::Upstream,
         wake: Arc<Notify>,
         health: Health,
     ) -> Self {
@@ -81,7 +84,7 @@ impl Worker {
             inner: Arc::new(Inner {
                 store,
                 routes,
-                client,
+                upstream,
                 policy,
                 lease: config.delivery.lease(),
                 poll: config.delivery.poll_interval(),
@@ -183,6 +186,7 @@ impl Worker {
         let outcome = match &finish {
             Finish::Done { outcome, .. } | Finish::Dead { outcome, .. } => *outcome,
             Finish::Retry { .. } => "retry",
+            Finish::Wait { .. } => "waiting",
             Finish::Unlink { .. } => "unlinked",
         };
         crate::metrics::delivery_attempt(
@@ -200,7 +204,7 @@ impl Worker {
                 customer_id = link.as_deref().unwrap_or(""), attempt = job.attempts,
                 outcome, upstream_called = attempted, latency_ms, "Delivery finished."
             ),
-            Finish::Retry { at, error } => tracing::warn!(
+            Finish::Retry { at, error } | Finish::Wait { at, error } => tracing::warn!(
                 route = %job.route, job_id = %job.id, source_contact_id = contact_id,
                 attempt = job.attempts, outcome, error = %error,
                 retry_in_seconds = at.duration_since(SystemTime::now()).unwrap_or_default().as_secs_f64(),
@@ -314,20 +318,17 @@ impl Worker {
                 "Left out phone numbers that are not valid E.164 numbers."
             );
         }
-        let outcome = match &link.customer_id {
-            Some(id) => {
-                self.inner
-                    .client
-                    .update(location, id, &customer.attributes)
-                    .await
-            }
-            None => {
-                self.inner
-                    .client
-                    .create(location, &customer.attributes)
-                    .await
-            }
-        };
+        let outcome = self
+            .inner
+            .upstream
+            .deliver(&vendasta::Delivery {
+                route: &job.route,
+                source_contact_id: job.contact_id.as_deref(),
+                business_location: location,
+                linked_id: link.customer_id.as_deref(),
+                attributes: &customer.attributes,
+            })
+            .await;
         let finish = match outcome {
             Outcome::Created { customer_id } => Finish::Done {
                 outcome: "created",
@@ -376,6 +377,8 @@ impl Worker {
                 retry_after,
             } => self.retry(job, reason, retry_after, now),
             Outcome::Reject { reason } => dead("rejected", reason),
+            Outcome::Unauthorized { reason } => dead("unauthorized", reason),
+            Outcome::AuthUnavailable { reason } => self.wait_for_token(reason, now),
         };
         (finish, true)
     }
@@ -395,6 +398,26 @@ impl Worker {
         {
             Next::RetryAt(at) => Finish::Retry { at, error: reason },
             Next::GiveUp { reason: why } => dead("gave_up", format!("{why}; last error: {reason}")),
+        }
+    }
+}
+
+impl Worker {
+    /// A job whose token could not be minted waits and is never given up: the credential
+    /// or the token endpoint is at fault, not the job, and nothing was sent. The wait does
+    /// not count as an attempt, so it uses up neither the retry schedule nor, later, the
+    /// job's retries against Vendasta; it repeats every first schedule step.
+    fn wait_for_token(&self, reason: String, now: SystemTime) -> Finish {
+        let step = self
+            .inner
+            .policy
+            .schedule
+            .first()
+            .copied()
+            .unwrap_or_default();
+        Finish::Wait {
+            at: now + step.max(AUTH_WAIT_FLOOR),
+            error: format!("waiting for a vendasta access token: {reason}"),
         }
     }
 }

@@ -69,6 +69,13 @@ async fn readyz(State(state): State<Arc<AdminState>>) -> Response {
     } else {
         json!({ "ok": true })
     };
+    // Reported, never counted: a failing token endpoint leaves ingest working.
+    let failing = state.health.vendasta_auth();
+    let vendasta_auth = if failing.is_empty() {
+        json!({ "ok": true })
+    } else {
+        json!({ "ok": false, "error": failing, "affects_readiness": false })
+    };
     let ready = [&store, &worker, &draining]
         .iter()
         .all(|check| check["ok"] == json!(true));
@@ -79,7 +86,8 @@ async fn readyz(State(state): State<Arc<AdminState>>) -> Response {
     };
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
-        "checks": { "store": store, "worker": worker, "draining": draining },
+        "checks": { "store": store, "worker": worker, "draining": draining,
+                    "vendasta_auth": vendasta_auth },
     });
     (status, Json(body)).into_response()
 }

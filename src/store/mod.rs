@@ -169,6 +169,9 @@ pub enum Finish {
     },
     /// Try again at `at`.
     Retry { at: SystemTime, error: String },
+    /// Try again at `at` without counting this attempt: nothing was sent (no Vendasta
+    /// token could be had), so the wait must not use up the job's retry schedule.
+    Wait { at: SystemTime, error: String },
     /// The linked customer is gone upstream: forget the link and retry at once as a create.
     Unlink { error: String },
     /// Parked with a reason; can be replayed.

@@ -139,6 +139,13 @@ impl SqliteStore {
                 Some(error.as_str()),
                 Some(to_millis(*at)),
             ),
+            Finish::Wait { at, error } => (
+                "pending",
+                "waiting",
+                None,
+                Some(error.as_str()),
+                Some(to_millis(*at)),
+            ),
             Finish::Unlink { error } => (
                 "pending",
                 "unlinked",
@@ -154,7 +161,8 @@ impl SqliteStore {
         let affected = sqlx::query(
             r#"UPDATE jobs
                   SET state = ?1, outcome = ?2, customer_id = COALESCE(?3, customer_id), last_error = ?4,
-                      next_attempt_at = COALESCE(?5, next_attempt_at), lease_until = NULL, updated_at = ?6
+                      next_attempt_at = COALESCE(?5, next_attempt_at), lease_until = NULL, updated_at = ?6,
+                      attempts = attempts - ?9
                 WHERE id = ?7 AND attempts = ?8 AND state = 'in_flight'"#,
         )
         .bind(state)
@@ -165,6 +173,8 @@ impl SqliteStore {
         .bind(now_ms)
         .bind(job.id.0)
         .bind(i64::from(job.attempts))
+        // A wait gives back the attempt its claim counted.
+        .bind(i64::from(matches!(finish, Finish::Wait { .. })))
         .execute(&mut *tx)
         .await?
         .rows_affected();

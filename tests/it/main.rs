@@ -7,6 +7,10 @@
 #[path = "../support/schema.rs"]
 mod schema;
 
+#[path = "../support/crm_schema.rs"]
+mod crm_schema;
+
+mod auth;
 mod backfill;
 mod binary;
 mod delivery;
