@@ -83,7 +83,8 @@ impl App {
             client,
             Arc::clone(&wake),
             health.clone(),
-        );
+        )
+        .context("cannot set up the HubSpot client")?;
         let ingest = Arc::new(IngestState {
             routes,
             store: store.clone(),

@@ -17,6 +17,7 @@
 //! - [`vendasta`]: the upstream's wire model and HTTP client. Only module that imports reqwest.
 //! - [`store`]: the durable queue, dedupe keys and contact links. Only module that imports sqlx.
 //! - [`delivery`]: the worker that claims jobs and delivers them; pure retry maths.
+//! - [`hubspot`]: HubSpot's CRM API client (reads the contact a HubSpot webhook names).
 //! - [`health`]: readiness state shared by the worker, the store and `/readyz`.
 //! - [`app`]: wires everything together and runs it until shutdown.
 //! - [`cli`]: the subcommands beyond `serve` and `check-config`.
@@ -31,6 +32,7 @@ pub mod contact;
 pub mod delivery;
 pub mod health;
 pub mod http;
+pub mod hubspot;
 pub mod sources;
 pub mod store;
 pub mod telemetry;

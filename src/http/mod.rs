@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod error;
 pub mod ingest;
+pub mod privacy;
 
 pub use admin::{AdminState, admin_router};
 pub use ingest::{IngestState, ingest_router};
