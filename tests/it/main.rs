@@ -10,4 +10,6 @@ mod schema;
 mod binary;
 mod delivery;
 mod helpers;
+mod hubspot;
 mod ingest;
+mod shopify_topics;
