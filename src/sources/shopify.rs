@@ -648,4 +648,103 @@ mod tests {
             PayloadError::NoTopic { .. }
         ));
     }
+
+    #[test]
+    fn partial_topics_reach_the_rest_contact_id_and_carry_no_updated_at() {
+        let cases = [
+            (
+                "customer.tags_added",
+                "shopify-customer.tags_added.json",
+                "1",
+            ),
+            (
+                "customers/email_marketing_consent/update",
+                "shopify-customers_email_marketing_consent-update.json",
+                "706405506930370084",
+            ),
+            (
+                "customers/marketing_consent/update",
+                "shopify-customers_marketing_consent-update.json",
+                "706405506930370084",
+            ),
+        ];
+        for (topic, file, id) in cases {
+            let verified = Verified(Bytes::from(fixture(file)));
+            let h = headers(&[("shopify-topic", topic), ("shopify-webhook-id", "w")]);
+            let envelope = shopify(&["k"]).envelope(&h, &verified);
+            assert_eq!(envelope.contact_id.as_deref(), Some(id), "{topic}");
+            assert_eq!(envelope.disposition, Disposition::Deliver, "{topic}");
+            assert_eq!(envelope.updated_at, None, "{topic}");
+        }
+    }
+
+    #[test]
+    fn plans_read_tags_consent_and_deletes() {
+        let plan = |topic: &str, body: &[u8]| {
+            shopify(&["k"])
+                .plan(&StoredEvent {
+                    topic,
+                    meta: &BTreeMap::new(),
+                    body,
+                })
+                .unwrap()
+        };
+        assert_eq!(
+            plan(
+                "customer.tags_added",
+                &fixture("shopify-customer.tags_added.json")
+            ),
+            Action::Partial {
+                change: PartialChange::TagsAdded(vec!["tag1".into(), "tag2".into()]),
+                tenant: None
+            }
+        );
+        assert_eq!(
+            plan(
+                "customers/email_marketing_consent/update",
+                &fixture("shopify-customers_email_marketing_consent-update.json")
+            ),
+            Action::Partial {
+                change: PartialChange::Consent(Some(false)),
+                tenant: None
+            }
+        );
+        assert_eq!(
+            plan("customers/delete", br#"{"id": 5}"#),
+            Action::Delete { tenant: None }
+        );
+    }
+
+    #[test]
+    fn privacy_topics_become_requests_and_other_topics_do_not() {
+        let body = Verified(Bytes::from_static(
+            br#"{"shop_domain":"Acme.myshopify.com","customer":{"id":706405506930370084,"email":"x@y.z"},"data_request":{"id":9}}"#,
+        ));
+        let request =
+            |topic: &str| shopify(&["k"]).privacy(&headers(&[("x-shopify-topic", topic)]), &body);
+        assert_eq!(
+            request("customers/redact"),
+            Some(Ok(PrivacyRequest::RedactContacts {
+                tenant: Some("acme.myshopify.com".into()),
+                contact_ids: vec!["706405506930370084".into()]
+            }))
+        );
+        assert_eq!(
+            request("shop/redact"),
+            Some(Ok(PrivacyRequest::RedactTenant {
+                tenant: "acme.myshopify.com".into()
+            }))
+        );
+        assert!(matches!(
+            request("customers/data_request"),
+            Some(Ok(PrivacyRequest::DataRequest { request_id: Some(ref id), .. })) if id == "9"
+        ));
+        assert_eq!(request("customers/update"), None);
+        let empty = Verified(Bytes::from_static(b"{}"));
+        let error = shopify(&["k"])
+            .privacy(&headers(&[("x-shopify-topic", "customers/redact")]), &empty)
+            .unwrap()
+            .unwrap_err();
+        assert!(error.to_string().contains("customer.id"), "{error}");
+    }
 }

@@ -696,6 +696,105 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_deferred_job_holds_nothing_back_keeps_its_attempt_and_wakes_when_linked() {
+        let (store, _dir) = store().await;
+        store
+            .enqueue(new_job("tags", Some("c1"), None))
+            .await
+            .unwrap();
+        store
+            .enqueue(new_job("create", Some("c1"), None))
+            .await
+            .unwrap();
+        let now = SystemTime::now();
+        let partial = store.claim(now, LEASE).await.unwrap().unwrap();
+        assert_eq!(partial.delivery_id, "tags");
+        let later = now + Duration::from_secs(3600);
+        let defer = Finish::Defer {
+            at: later,
+            reason: "waiting".into(),
+        };
+        assert!(store.finish(&partial, defer, now).await.unwrap());
+        assert_eq!(store.job(partial.id).await.unwrap().unwrap().attempts, 0);
+
+        let create = store.claim(now, LEASE).await.unwrap().unwrap();
+        assert_eq!(
+            create.delivery_id, "create",
+            "the deferred job must not block it"
+        );
+        let done = Finish::Done {
+            outcome: "created",
+            link: Some("AG-1:CUSTOMER-1".into()),
+            applied: true,
+            note: None,
+        };
+        store.finish(&create, done, now).await.unwrap();
+        let woken = store.claim(now, LEASE).await.unwrap().unwrap();
+        assert_eq!((woken.delivery_id.as_str(), woken.attempts), ("tags", 1));
+    }
+
+    #[tokio::test]
+    async fn redaction_deletes_a_contacts_or_a_shops_jobs_and_links_only() {
+        let (store, _dir) = store().await;
+        let mut other_shop = new_job("d3", Some("c3"), None);
+        other_shop.meta = BTreeMap::from([("shop_domain".into(), "b.myshopify.com".into())]);
+        for job in [
+            new_job("d1", Some("c1"), None),
+            new_job("d2", Some("c2"), None),
+            other_shop,
+        ] {
+            store.enqueue(job).await.unwrap();
+        }
+        store
+            .remember_tags("acme", "c1", &["vip".into()])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.contact("acme", "c1").await.unwrap().source_tags,
+            Some(vec!["vip".to_string()])
+        );
+
+        assert_eq!(
+            store.redact_contacts("acme", &["c1".into()]).await.unwrap(),
+            1
+        );
+        assert!(store.job_by_delivery("acme", "d1").await.unwrap().is_none());
+        assert_eq!(
+            store.contact("acme", "c1").await.unwrap(),
+            ContactLink::default()
+        );
+        assert!(store.job_by_delivery("acme", "d2").await.unwrap().is_some());
+
+        assert_eq!(
+            store
+                .redact_tenant("acme", "A.myshopify.com")
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(store.job_by_delivery("acme", "d2").await.unwrap().is_none());
+        assert!(store.job_by_delivery("acme", "d3").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn one_requests_jobs_are_committed_together_and_answered_in_order() {
+        let (store, _dir) = store().await;
+        store.enqueue(new_job("b", None, None)).await.unwrap();
+        let results = store
+            .enqueue_many(vec![
+                new_job("a", None, None),
+                new_job("b", None, None),
+                new_job("c", None, None),
+            ])
+            .await
+            .unwrap();
+        assert!(matches!(results[0], Enqueued::Accepted(_)));
+        assert!(matches!(results[1], Enqueued::Duplicate(_)));
+        assert!(matches!(results[2], Enqueued::Accepted(_)));
+        assert_eq!(store.counts().await.unwrap().pending, 3);
+    }
+
+    #[tokio::test]
     async fn a_closed_store_refuses_writes() {
         let (store, _dir) = store().await;
         store.close().await;
