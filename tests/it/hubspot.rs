@@ -20,7 +20,7 @@ use wiremock::{
 };
 
 use crate::{
-    helpers::{CUSTOMERS_PATH, LOCATION, TestApp, created, json_body, spawn_app_with},
+    helpers::{CUSTOMERS_PATH, LOCATION, TestApp, created, json_body, log_text, spawn_app_with},
     schema,
 };
 
@@ -200,6 +200,22 @@ async fn a_batch_of_three_events_is_committed_together_and_yields_three_customer
     }
     let link = app.store.contact("hub", "102").await.unwrap();
     assert_eq!(link.customer_id.as_deref(), Some("AG-123:CUSTOMER-H"));
+    let logs = log_text();
+    assert!(
+        logs.contains("1:12345:1764000000000"),
+        "the flow was logged"
+    );
+    for secret_or_pii in [
+        ACCESS_TOKEN,
+        CLIENT_SECRET,
+        "ada101@example.com",
+        "555-0100",
+    ] {
+        assert!(
+            !logs.contains(secret_or_pii),
+            "a log line contains {secret_or_pii}"
+        );
+    }
 }
 
 #[tokio::test]
