@@ -84,7 +84,8 @@ impl App {
             upstream,
             Arc::clone(&wake),
             health.clone(),
-        );
+        )
+        .context("cannot set up the HubSpot client")?;
         let ingest = Arc::new(IngestState {
             routes,
             store: store.clone(),

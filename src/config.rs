@@ -35,6 +35,7 @@ const ENV_PREFIX: &str = "BRIDGE_";
 /// Source kinds a route may name. One entry per file in `src/sources/`.
 pub const SOURCES: &[&str] = &[
     "shopify",
+    "hubspot",
     "square",
     "woocommerce",
     "stripe",
@@ -229,6 +230,36 @@ pub struct RouteConfig {
     /// `vendasta.token` / `vendasta.credentials_file` (one bridge serving several partners).
     #[serde(default)]
     pub vendasta_credentials: Option<String>,
+    /// Shopify `customers/delete`: `ignore` (acknowledge, keep the Vendasta customer) or
+    /// `delete` (delete the linked Vendasta customer).
+    #[serde(default)]
+    pub on_delete: OnDelete,
+    /// HubSpot: the exact public URL HubSpot calls (its v3 signature covers it); the
+    /// bridge cannot know it behind a proxy.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// HubSpot: the private app or OAuth access token used to read contacts
+    /// (scope `crm.objects.contacts.read`).
+    #[serde(default)]
+    pub access_token: Option<Secret>,
+    /// HubSpot: base URL of HubSpot's API.
+    #[serde(default = "default_hubspot_api_base_url")]
+    pub api_base_url: String,
+}
+
+/// What a route does when the provider reports a deleted contact.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDelete {
+    /// Acknowledge and keep the Vendasta customer (the safe default).
+    #[default]
+    Ignore,
+    /// Delete the linked Vendasta customer.
+    Delete,
+}
+
+fn default_hubspot_api_base_url() -> String {
+    "https://api.hubapi.com".into()
 }
 
 impl RouteConfig {
@@ -582,6 +613,45 @@ impl Config {
             route.validate(&format!("routes[{i}]"), &mut names, problems);
         }
         self.validate_source_keys(problems);
+        self.validate_hubspot_routes(problems);
+        for (i, route) in self.routes.iter().enumerate() {
+            if route.on_delete == OnDelete::Delete && self.vendasta.api == UpstreamApi::Crm {
+                problems.push(format!(
+                    "routes[{i}].on_delete = \"delete\" needs vendasta.api = \"customers\": the bridge does not delete CRM contacts; set on_delete = \"ignore\""
+                ));
+            }
+        }
+    }
+
+    /// HubSpot routes need the URL HubSpot signs and a token to read contacts with.
+    fn validate_hubspot_routes(&self, problems: &mut Vec<String>) {
+        for (i, route) in self.routes.iter().enumerate() {
+            if route.source != "hubspot" {
+                continue;
+            }
+            let key = format!("routes[{i}]");
+            match &route.public_url {
+                None => problems.push(format!(
+                    "{key}.public_url is missing: HubSpot signs the full URL it calls, so set it to the exact target URL configured in the HubSpot app, e.g. https://bridge.example.com/webhooks/{}",
+                    route.name
+                )),
+                Some(url) => check_http_url(&format!("{key}.public_url"), url, problems),
+            }
+            if route
+                .access_token
+                .as_ref()
+                .is_none_or(|token| token.expose().trim().is_empty())
+            {
+                problems.push(format!(
+                    "{key}.access_token is missing or empty: set it to the HubSpot app's access token with scope crm.objects.contacts.read (webhooks carry only the contact id; the bridge reads the contact with it)"
+                ));
+            }
+            check_http_url(
+                &format!("{key}.api_base_url"),
+                &route.api_base_url,
+                problems,
+            );
+        }
     }
 }
 

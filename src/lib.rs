@@ -22,6 +22,7 @@
 //!   behind one `Upstream`, their wire models. Only module that imports reqwest.
 //! - [`store`]: the durable queue, dedupe keys and contact links. Only module that imports sqlx.
 //! - [`delivery`]: the worker that claims jobs and delivers them; pure retry maths.
+//! - [`hubspot`]: HubSpot's CRM API client (reads the contact a HubSpot webhook names).
 //! - [`health`]: readiness state shared by the worker, the store and `/readyz`.
 //! - [`metrics`]: every Prometheus metric name, typed record functions, the text encoding.
 //! - [`retention`]: the background task that purges done jobs after `store.retention_days`.
@@ -40,6 +41,7 @@ pub mod contact;
 pub mod delivery;
 pub mod health;
 pub mod http;
+pub mod hubspot;
 pub mod inspect;
 pub mod metrics;
 pub mod retention;

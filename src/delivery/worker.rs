@@ -17,10 +17,14 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::retry::{Next, RetryPolicy};
+use super::{
+    actions::{self, Resolved},
+    retry::{Next, RetryPolicy},
+};
 use crate::{
     config::Config,
     health::Health,
+    hubspot,
     sources::{Registry, StoredEvent},
     store::{Finish, Job, Store},
     transform,
@@ -53,6 +57,8 @@ struct Inner {
     store: Store,
     routes: Registry,
     upstream: vendasta::Upstream,
+    /// Reads contacts that a webhook only names (HubSpot).
+    hubspot: hubspot::Client,
     policy: RetryPolicy,
     lease: Duration,
     poll: Duration,
@@ -70,7 +76,7 @@ impl Worker {
         upstream: vendasta::Upstream,
         wake: Arc<Notify>,
         health: Health,
-    ) -> Self {
+    ) -> Result<Self, vendasta::client::ClientError> {
         let policy = RetryPolicy {
             schedule: config
                 .delivery
@@ -80,11 +86,12 @@ impl Worker {
                 .collect(),
             max_age: config.delivery.max_age(),
         };
-        Self {
+        Ok(Self {
             inner: Arc::new(Inner {
                 store,
                 routes,
                 upstream,
+                hubspot: hubspot::Client::new(config.vendasta.request_timeout())?,
                 policy,
                 lease: config.delivery.lease(),
                 poll: config.delivery.poll_interval(),
@@ -92,7 +99,7 @@ impl Worker {
                 wake,
                 health,
             }),
-        }
+        })
     }
 
     /// Runs until `shutdown` is cancelled, then waits for the deliveries in flight.
@@ -187,6 +194,7 @@ impl Worker {
             Finish::Done { outcome, .. } | Finish::Dead { outcome, .. } => *outcome,
             Finish::Retry { .. } => "retry",
             Finish::Wait { .. } => "waiting",
+            Finish::Defer { .. } => "deferred",
             Finish::Unlink { .. } => "unlinked",
         };
         crate::metrics::delivery_attempt(
@@ -209,6 +217,11 @@ impl Worker {
                 attempt = job.attempts, outcome, error = %error,
                 retry_in_seconds = at.duration_since(SystemTime::now()).unwrap_or_default().as_secs_f64(),
                 latency_ms, "Delivery failed; will retry."
+            ),
+            Finish::Defer { reason, .. } => tracing::info!(
+                route = %job.route, job_id = %job.id, source_contact_id = contact_id,
+                outcome, reason = %reason, latency_ms,
+                "Delivery deferred until the contact is linked; no attempt counted."
             ),
             Finish::Unlink { error } => tracing::warn!(
                 route = %job.route, job_id = %job.id, source_contact_id = contact_id,
@@ -291,9 +304,26 @@ impl Worker {
             meta: &job.meta,
             body: &job.payload,
         };
-        let parsed = match route.parse(&event) {
-            Ok(parsed) => parsed,
+        let action = match route.plan(&event) {
+            Ok(action) => action,
             Err(error) => return (dead("unparseable", error.to_string()), false),
+        };
+        let retry = |reason: String, retry_after: Option<Duration>| {
+            self.retry(job, reason, retry_after, now)
+        };
+        let wait = |reason: String| self.wait_for_token(reason, now);
+        let context = actions::Context {
+            store: &self.inner.store,
+            upstream: &self.inner.upstream,
+            hubspot: &self.inner.hubspot,
+            max_age: self.inner.policy.max_age,
+            retry: &retry,
+            wait: &wait,
+        };
+        let parsed = match actions::resolve(&context, job, &route.config, &link, action, now).await
+        {
+            Resolved::Upsert(parsed) => parsed,
+            Resolved::Finished(finish, called) => return (finish, called),
         };
         let Some(location) = route.config.location_for(parsed.tenant.as_deref()) else {
             let tenant = parsed.tenant.as_deref().unwrap_or("(none)");

@@ -9,6 +9,7 @@ pub mod admin_api;
 pub mod error;
 pub mod ingest;
 pub mod mock_vendasta;
+pub mod privacy;
 pub mod scrape;
 
 pub use admin::{AdminState, admin_router};

@@ -9,6 +9,7 @@
 
 pub mod backfill;
 pub mod generic;
+pub mod hubspot;
 pub mod mapping;
 pub mod pipedrive;
 pub mod shopify;
@@ -148,6 +149,60 @@ pub struct ParsedEvent {
     pub tenant: Option<String>,
 }
 
+/// What the worker does with a stored event ([`Source::plan`]).
+// One value per job, moved once: boxing the contact would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Create the contact, or update it when it is linked.
+    Upsert(ParsedEvent),
+    /// The payload only names the contact: fetch it from the provider's API (the worker
+    /// does the I/O), then create or update it.
+    Fetch {
+        contact_id: String,
+        tenant: Option<String>,
+    },
+    /// Change some attributes of a linked contact and leave the rest alone; an unlinked
+    /// contact waits in the queue until its create lands.
+    Partial {
+        change: PartialChange,
+        tenant: Option<String>,
+    },
+    /// The contact was deleted at the provider: delete the linked customer upstream.
+    Delete { tenant: Option<String> },
+}
+
+/// The attribute a partial update touches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartialChange {
+    /// Tags added to the contact (only the added ones; the worker merges).
+    TagsAdded(Vec<String>),
+    /// Tags removed from the contact.
+    TagsRemoved(Vec<String>),
+    /// Marketing consent; `None` when the event states no consent either way.
+    Consent(Option<bool>),
+}
+
+/// A privacy request a provider requires the bridge to carry out before it answers
+/// (Shopify's mandatory compliance webhooks). Handled at ingest, never queued: its
+/// payload holds the very personal data it asks to erase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrivacyRequest {
+    /// Delete every stored payload and link of these contacts.
+    RedactContacts {
+        tenant: Option<String>,
+        contact_ids: Vec<String>,
+    },
+    /// Delete every stored payload and link of one tenant (a shop).
+    RedactTenant { tenant: String },
+    /// The merchant asked for a customer's data: logged (ids only) and acknowledged.
+    DataRequest {
+        tenant: Option<String>,
+        contact_ids: Vec<String>,
+        request_id: Option<String>,
+    },
+}
+
 /// Why a stored payload cannot be turned into a contact. Messages never quote payload
 /// values (they may be emails or phone numbers).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -165,6 +220,10 @@ pub enum PayloadError {
     NoTopic { header: &'static str },
     #[error("topic `{0}` carries no contact the bridge can deliver")]
     UnsupportedTopic(String),
+    #[error(
+        "the privacy request of topic `{topic}` cannot be read ({detail}); nothing was deleted, so the provider should retry after a fix"
+    )]
+    Privacy { topic: String, detail: String },
 }
 
 impl PayloadError {
@@ -198,13 +257,34 @@ pub trait Source: Send + Sync + fmt::Debug {
     fn envelope(&self, headers: &HeaderMap, body: &Verified) -> Envelope;
     /// Turns a stored payload into a contact.
     fn parse(&self, event: &StoredEvent<'_>) -> Result<ParsedEvent, PayloadError>;
+    /// Reads every event of a verified request, one job each. Most providers send one
+    /// event per request; batching providers (HubSpot) override this, and ingest stores
+    /// all of a request's jobs in one durable commit.
+    fn envelopes(&self, headers: &HeaderMap, body: &Verified) -> Vec<Envelope> {
+        vec![self.envelope(headers, body)]
+    }
+    /// Decides what the worker does with a stored event. Most sources carry the whole
+    /// contact, so the default parses it for a create-or-update.
+    fn plan(&self, event: &StoredEvent<'_>) -> Result<Action, PayloadError> {
+        self.parse(event).map(Action::Upsert)
+    }
+    /// A privacy request to carry out at ingest, before answering. `None` for ordinary
+    /// events (the default).
+    fn privacy(
+        &self,
+        _headers: &HeaderMap,
+        _body: &Verified,
+    ) -> Option<Result<PrivacyRequest, PayloadError>> {
+        None
+    }
 }
 
 /// Builds the source a route names. Config validation has already checked the name and
 /// the keys each source needs; `None` means one of them is missing.
 pub fn build(route: &RouteConfig) -> Option<Arc<dyn Source>> {
     match route.source.as_str() {
-        "shopify" => Some(Arc::new(shopify::Shopify::new(&route.secrets))),
+        "shopify" => Some(Arc::new(shopify::Shopify::from_route(route))),
+        "hubspot" => Some(Arc::new(hubspot::HubSpot::from_route(route))),
         "square" => Some(Arc::new(square::Square::new(
             &route.secrets,
             route.notification_url.as_deref()?,
@@ -238,13 +318,14 @@ pub struct Route {
 }
 
 impl Route {
-    /// Turns a stored job into a contact: backfilled jobs carry the bridge's own record
-    /// (see [`backfill`]), everything else is the route's provider payload.
-    pub fn parse(&self, event: &StoredEvent<'_>) -> Result<ParsedEvent, PayloadError> {
+    /// Decides what the worker does with a stored job: backfilled jobs carry the bridge's
+    /// own record (see [`backfill`]) and are always a create-or-update; everything else is
+    /// planned by the route's provider.
+    pub fn plan(&self, event: &StoredEvent<'_>) -> Result<Action, PayloadError> {
         if event.topic == backfill::TOPIC {
-            backfill::parse(event)
+            backfill::parse(event).map(Action::Upsert)
         } else {
-            self.source.parse(event)
+            self.source.plan(event)
         }
     }
 }

@@ -154,6 +154,8 @@ pub struct ContactLink {
     pub customer_id: Option<String>,
     /// The newest payload `updated_at` (Unix ms) applied upstream.
     pub applied_updated_at: Option<i64>,
+    /// The contact's tags as last known from the provider; `None` if never seen.
+    pub source_tags: Option<Vec<String>>,
 }
 
 /// How a claimed job ends (or is put back).
@@ -172,6 +174,10 @@ pub enum Finish {
     /// Try again at `at` without counting this attempt: nothing was sent (no Vendasta
     /// token could be had), so the wait must not use up the job's retry schedule.
     Wait { at: SystemTime, error: String },
+    /// Not deliverable yet (a partial update of a contact that is not linked): try again
+    /// at `at`, or as soon as the contact gets linked, without counting an attempt and
+    /// without holding later jobs of the contact back.
+    Defer { at: SystemTime, reason: String },
     /// The linked customer is gone upstream: forget the link and retry at once as a create.
     Unlink { error: String },
     /// Parked with a reason; can be replayed.
@@ -266,6 +272,47 @@ impl Store {
     ) -> Result<bool, StoreError> {
         match self {
             Store::Sqlite(store) => store.finish(job, finish, now).await,
+        }
+    }
+
+    /// Stores every job of one request in the same durable commit; the results are in
+    /// the order of `jobs`.
+    pub async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.enqueue_many(jobs).await,
+        }
+    }
+
+    /// Remembers a contact's tag set as the provider last stated it.
+    pub async fn remember_tags(
+        &self,
+        route: &str,
+        contact_id: &str,
+        tags: &[String],
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(store) => store.remember_tags(route, contact_id, tags).await,
+        }
+    }
+
+    /// Deletes every job (payload included) and the link of these contacts on `route`.
+    /// Returns how many jobs were deleted; returns after the deletion is committed.
+    pub async fn redact_contacts(
+        &self,
+        route: &str,
+        contact_ids: &[String],
+    ) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.redact_contacts(route, contact_ids).await,
+        }
+    }
+
+    /// Deletes every job of one tenant (a shop domain, as kept in the job's meta) on
+    /// `route`, and the links of the contacts those jobs named. Returns how many jobs were
+    /// deleted; returns after the deletion is committed.
+    pub async fn redact_tenant(&self, route: &str, tenant: &str) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.redact_tenant(route, tenant).await,
         }
     }
 

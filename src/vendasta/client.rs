@@ -94,6 +94,7 @@ pub struct Client {
 enum Operation {
     Create,
     Update,
+    Delete,
 }
 
 /// What came back for one request, before classification.
@@ -168,6 +169,29 @@ impl Client {
         };
         match self.send(token, Method::PATCH, url, body).await {
             Ok(reply) => classify(Operation::Update, reply, business_location),
+            Err(outcome) => outcome,
+        }
+    }
+
+    /// `DELETE {customers_url}/{customer_id}`. 2xx → `Updated` (deleted), 404 →
+    /// `NotFound` (already gone: just as done), the rest as for [`Client::create`].
+    pub async fn delete(
+        &self,
+        token: &Secret,
+        business_location: &str,
+        customer_id: &str,
+    ) -> Outcome {
+        if customer_id.trim().is_empty() {
+            return Outcome::Reject {
+                reason: "no vendasta customer id to delete".into(),
+            };
+        }
+        let url = match self.member_url(customer_id) {
+            Ok(url) => url,
+            Err(outcome) => return outcome,
+        };
+        match self.send(token, Method::DELETE, url, Vec::new()).await {
+            Ok(reply) => classify(Operation::Delete, reply, business_location),
             Err(outcome) => outcome,
         }
     }
@@ -347,7 +371,7 @@ fn classify(operation: Operation, reply: Reply, business_location: &str) -> Outc
     let code = status.as_u16();
     if status.is_success() {
         return match operation {
-            Operation::Update => Outcome::Updated,
+            Operation::Update | Operation::Delete => Outcome::Updated,
             Operation::Create => match body {
                 Err(reason) => Outcome::Retry {
                     reason: format!("vendasta answered {code} but {reason}"),
@@ -385,7 +409,7 @@ fn classify(operation: Operation, reply: Reply, business_location: &str) -> Outc
                 },
             },
         },
-        404 if operation == Operation::Update => Outcome::NotFound,
+        404 if operation != Operation::Create => Outcome::NotFound,
         _ => classify_failure(code, retry_after, body),
     }
 }
@@ -575,7 +599,7 @@ fn cut(text: &str, max: usize) -> String {
 }
 
 /// Parses `Retry-After` as delta-seconds or an HTTP date; a date in the past is zero.
-fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
         // All digits, so only an overflow can fail: that is "very long", capped later.

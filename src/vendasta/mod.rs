@@ -82,6 +82,18 @@ pub struct Delivery<'a> {
     pub attributes: &'a CustomerAttributes,
 }
 
+/// One request the worker asks of the upstream.
+#[derive(Debug, Clone, Copy)]
+enum Call<'a> {
+    /// Create or update the contact (the adapter picks by `linked_id`).
+    Upsert(&'a Delivery<'a>),
+    /// Delete the linked customer.
+    Delete {
+        business_location: &'a str,
+        customer_id: &'a str,
+    },
+}
+
 /// Failure to set up the upstream at startup.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -132,11 +144,29 @@ impl Upstream {
 
     /// Sends one contact and classifies the answer.
     pub async fn deliver(&self, delivery: &Delivery<'_>) -> Outcome {
-        let Some(auth) = self.credentials.for_route(delivery.route) else {
+        self.authorized(
+            delivery.route,
+            delivery.business_location,
+            Call::Upsert(delivery),
+        )
+        .await
+    }
+
+    /// Deletes a linked customer (`routes[].on_delete = "delete"`).
+    pub async fn delete(&self, route: &str, business_location: &str, customer_id: &str) -> Outcome {
+        let call = Call::Delete {
+            business_location,
+            customer_id,
+        };
+        self.authorized(route, business_location, call).await
+    }
+
+    /// Runs `call` with the route's token, re-minting once if Vendasta refuses it.
+    async fn authorized(&self, route: &str, business_location: &str, call: Call<'_>) -> Outcome {
+        let Some(auth) = self.credentials.for_route(route) else {
             return Outcome::Reject {
                 reason: format!(
-                    "route `{}` has no vendasta credentials: set vendasta.token or vendasta.credentials_file, or routes[].vendasta_credentials, then replay the job",
-                    delivery.route
+                    "route `{route}` has no vendasta credentials: set vendasta.token or vendasta.credentials_file, or routes[].vendasta_credentials, then replay the job"
                 ),
             };
         };
@@ -148,7 +178,7 @@ impl Upstream {
                 };
             }
         };
-        let outcome = self.send(&token, delivery).await;
+        let outcome = self.send(&token, call).await;
         let Outcome::Unauthorized { reason } = outcome else {
             return outcome;
         };
@@ -163,14 +193,13 @@ impl Upstream {
             },
             Some(Ok(fresh)) => {
                 tracing::info!(
-                    route = delivery.route,
+                    route,
                     "Vendasta refused the access token; minted a new one and retrying once."
                 );
-                match self.send(&fresh, delivery).await {
+                match self.send(&fresh, call).await {
                     Outcome::Unauthorized { reason } => Outcome::Unauthorized {
                         reason: format!(
-                            "{reason} (a freshly minted token was refused too: check that the service account has the scopes in vendasta.scopes and access to {})",
-                            delivery.business_location
+                            "{reason} (a freshly minted token was refused too: check that the service account has the scopes in vendasta.scopes and access to {business_location})"
                         ),
                     },
                     outcome => outcome,
@@ -179,7 +208,23 @@ impl Upstream {
         }
     }
 
-    async fn send(&self, token: &crate::config::Secret, delivery: &Delivery<'_>) -> Outcome {
+    async fn send(&self, token: &crate::config::Secret, call: Call<'_>) -> Outcome {
+        let delivery = match call {
+            Call::Upsert(delivery) => delivery,
+            Call::Delete {
+                business_location,
+                customer_id,
+            } => {
+                return match &self.adapter {
+                    Adapter::Customers(client) => {
+                        client.delete(token, business_location, customer_id).await
+                    }
+                    Adapter::Crm(_) => Outcome::Reject {
+                        reason: "deleting customers is not supported with vendasta.api = \"crm\"; set routes[].on_delete = \"ignore\"".into(),
+                    },
+                };
+            }
+        };
         match &self.adapter {
             Adapter::Customers(client) => match delivery.linked_id {
                 Some(id) => {
