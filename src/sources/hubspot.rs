@@ -13,15 +13,16 @@ use std::{collections::BTreeMap, time::SystemTime};
 
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use bytes::Bytes;
-use hmac::{Hmac, Mac};
 use http::HeaderMap;
 use serde::Deserialize;
 use serde_json::Value;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use super::{
     Action, Disposition, Envelope, ParsedEvent, PayloadError, SignatureError, Source, StoredEvent,
-    Verified, body_digest_id, header, signing::check_timestamp,
+    Verified, body_digest_id, header,
+    signing::{HmacAlgorithm, any_matches, check_timestamp, decode_hex},
 };
 use crate::{
     config::{RouteConfig, Secret},
@@ -31,6 +32,9 @@ use crate::{
 const PROVIDER: &str = "HubSpot";
 const SIGNATURE_HEADER: &str = "x-hubspot-signature-v3";
 const TIMESTAMP_HEADER: &str = "x-hubspot-request-timestamp";
+/// Legacy (v1/v2) signature and its version header.
+const LEGACY_SIGNATURE_HEADER: &str = "x-hubspot-signature";
+const LEGACY_VERSION_HEADER: &str = "x-hubspot-signature-version";
 /// HubSpot's documented freshness window.
 /// Webhooks are always POSTed; the method is part of the signed string.
 const METHOD: &str = "POST";
@@ -75,6 +79,44 @@ impl HubSpot {
     }
 }
 
+impl HubSpot {
+    /// The legacy `X-HubSpot-Signature`: hex SHA-256 (a plain hash, not an HMAC) of the
+    /// client secret + body (v1), or + method + URI + body (v2). Neither signs a time, so
+    /// a replay is caught only by dedupe on the event id; v3 is preferred when present.
+    fn verify_legacy(
+        &self,
+        headers: &HeaderMap,
+        given: &str,
+        body: Bytes,
+    ) -> Result<Verified, SignatureError> {
+        let version = header(headers, LEGACY_VERSION_HEADER).unwrap_or("v1");
+        let given = decode_hex(given).ok_or(SignatureError::Malformed {
+            header: "X-HubSpot-Signature",
+            encoding: "hex",
+            provider: PROVIDER,
+        })?;
+        let matched = self.secrets.iter().fold(false, |matched, secret| {
+            let mut digest = Sha256::new();
+            digest.update(secret.expose().as_bytes());
+            if version.eq_ignore_ascii_case("v2") {
+                digest.update(METHOD.as_bytes());
+                digest.update(self.signed_uri.as_bytes());
+            }
+            digest.update(&body);
+            let this: bool = digest.finalize().as_slice().ct_eq(&given).into();
+            matched | this
+        });
+        if matched {
+            Ok(Verified(body))
+        } else {
+            Err(SignatureError::Mismatch {
+                header: "X-HubSpot-Signature",
+                provider: PROVIDER,
+            })
+        }
+    }
+}
+
 impl Source for HubSpot {
     fn kind(&self) -> &'static str {
         "hubspot"
@@ -86,6 +128,12 @@ impl Source for HubSpot {
         body: Bytes,
         now: SystemTime,
     ) -> Result<Verified, SignatureError> {
+        // Apps created before v3 existed may still send only the legacy signature.
+        if header(headers, SIGNATURE_HEADER).is_none()
+            && let Some(legacy) = header(headers, LEGACY_SIGNATURE_HEADER)
+        {
+            return self.verify_legacy(headers, legacy, body);
+        }
         let given = header(headers, SIGNATURE_HEADER).ok_or(SignatureError::MissingHeader {
             header: "X-HubSpot-Signature-v3",
             provider: PROVIDER,
@@ -114,18 +162,14 @@ impl Source for HubSpot {
             now,
             self.tolerance_seconds,
         )?;
-        // Every secret is tried; `verify_slice` compares in constant time.
-        let matched = self.secrets.iter().fold(false, |matched, secret| {
-            let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()) else {
-                return matched;
-            };
-            mac.update(METHOD.as_bytes());
-            mac.update(self.signed_uri.as_bytes());
-            mac.update(&body);
-            mac.update(timestamp.as_bytes());
-            mac.verify_slice(&given).is_ok() | matched
-        });
-        if matched {
+        let keys: Vec<&[u8]> = self.secrets.iter().map(|s| s.expose().as_bytes()).collect();
+        let parts: [&[u8]; 4] = [
+            METHOD.as_bytes(),
+            self.signed_uri.as_bytes(),
+            &body,
+            timestamp.as_bytes(),
+        ];
+        if any_matches(HmacAlgorithm::Sha256, &keys, &parts, &[given]) {
             Ok(Verified(body))
         } else {
             Err(SignatureError::Mismatch {
@@ -388,6 +432,92 @@ mod tests {
         map.insert(SIGNATURE_HEADER, HeaderValue::from_str(signature).unwrap());
         map.insert(TIMESTAMP_HEADER, HeaderValue::from_str(timestamp).unwrap());
         map
+    }
+
+    fn legacy_headers(version: &str, signature: &str) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        map.insert(
+            LEGACY_VERSION_HEADER,
+            HeaderValue::from_str(version).unwrap(),
+        );
+        map.insert(
+            LEGACY_SIGNATURE_HEADER,
+            HeaderValue::from_str(signature).unwrap(),
+        );
+        map
+    }
+
+    #[test]
+    fn the_published_legacy_v1_and_v2_vectors_verify_and_tampering_fails() {
+        let text = std::fs::read_to_string(format!(
+            "{}/tests/fixtures/test-vectors.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let vectors: Value = serde_json::from_str(&text).unwrap();
+        let hubspot: Vec<&Value> = vectors["vectors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| v["provider"] == "hubspot")
+            .collect();
+        let text = |v: &Value| v.as_str().unwrap().to_string();
+        // (secret, uri, body, version, signature) for every POST vector of the legacy scheme.
+        let mut cases = Vec::new();
+        for vector in &hubspot {
+            let secret = text(&vector["client_secret"]);
+            let body = text(&vector["body"]);
+            let uri = vector["uri"].as_str().unwrap_or("https://example.invalid/");
+            if let Some(signature) = vector["headers"]["X-HubSpot-Signature"].as_str() {
+                cases.push((
+                    secret.clone(),
+                    uri.to_string(),
+                    body.clone(),
+                    "v1",
+                    signature.to_string(),
+                ));
+            }
+            if let Some(signature) = vector["v1"]["X-HubSpot-Signature"].as_str() {
+                cases.push((
+                    secret.clone(),
+                    uri.to_string(),
+                    body.clone(),
+                    "v1",
+                    signature.to_string(),
+                ));
+            }
+            if let Some(signature) = vector["v2_POST"]["X-HubSpot-Signature"].as_str() {
+                cases.push((
+                    secret.clone(),
+                    uri.to_string(),
+                    body.clone(),
+                    "v2",
+                    signature.to_string(),
+                ));
+            }
+        }
+        assert_eq!(
+            cases.len(),
+            3,
+            "the docs v1, the SDK v1 and the SDK v2 POST vectors"
+        );
+        for (secret, uri, body, version, signature) in cases {
+            let ok = source(&["other", &secret], &uri).verify(
+                &legacy_headers(version, &signature),
+                Bytes::from(body.clone()),
+                SystemTime::now(),
+            );
+            assert!(ok.is_ok(), "{version} {signature}: {ok:?}");
+            let tampered = source(&[&secret], &uri)
+                .verify(
+                    &legacy_headers(version, &signature),
+                    Bytes::from(format!("{body} ")),
+                    SystemTime::now(),
+                )
+                .unwrap_err();
+            assert_eq!(tampered.code(), "signature_mismatch");
+            assert!(tampered.to_string().contains("X-HubSpot-Signature"));
+        }
     }
 
     fn at(millis: u64) -> SystemTime {

@@ -21,16 +21,15 @@ use std::{collections::BTreeMap, time::SystemTime};
 
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use bytes::Bytes;
-use hmac::{Hmac, Mac};
 use http::HeaderMap;
 use serde::Deserialize;
-use sha2::Sha256;
 
 use serde_json::Value;
 
 use super::{
     Action, Disposition, Envelope, ParsedEvent, PartialChange, PayloadError, PrivacyRequest,
     SignatureError, Source, StoredEvent, Verified, body_digest_id, header, rfc3339_millis,
+    signing::{HmacAlgorithm, any_matches},
 };
 use crate::{
     config::{OnDelete, RouteConfig, Secret},
@@ -117,16 +116,8 @@ impl Source for Shopify {
                 encoding: "base64",
                 provider: PROVIDER,
             })?;
-        // Every secret is tried (no early exit on length or prefix); `verify_slice`
-        // compares in constant time.
-        let matched = self.secrets.iter().fold(false, |matched, secret| {
-            let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()) else {
-                return matched;
-            };
-            mac.update(&body);
-            mac.verify_slice(&given).is_ok() | matched
-        });
-        if matched {
+        let keys: Vec<&[u8]> = self.secrets.iter().map(|s| s.expose().as_bytes()).collect();
+        if any_matches(HmacAlgorithm::Sha256, &keys, &[&body], &[given]) {
             Ok(Verified(body))
         } else {
             Err(SignatureError::Mismatch {
