@@ -169,29 +169,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
 
 /// Cancels `shutdown` on SIGTERM (orchestrators) or SIGINT (Ctrl-C).
 async fn cancel_on_signal(shutdown: CancellationToken) {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::warn!(error = %error, "Cannot listen for Ctrl-C.");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(error = %error, "Cannot listen for SIGTERM.");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!(signal = "SIGINT", "Shutdown requested."),
-        () = terminate => tracing::info!(signal = "SIGTERM", "Shutdown requested."),
-    }
+    let signal = cli::stop_signal().await;
+    tracing::info!(signal, "Shutdown requested.");
     shutdown.cancel();
 }

@@ -15,11 +15,13 @@ pub const EXIT_CONFIG: u8 = 2;
 /// Exit code for a failure at run time.
 pub const EXIT_RUNTIME: u8 = 1;
 
-/// Resolves on SIGTERM (orchestrators) or SIGINT (Ctrl-C), for subcommands that run until
-/// stopped. A signal that cannot be listened for is treated as never arriving.
-pub async fn stop_signal() {
+/// Resolves on SIGTERM (orchestrators) or SIGINT (Ctrl-C) with the signal's name, for
+/// `serve` and the subcommands that run until stopped. A signal that cannot be listened
+/// for is logged and treated as never arriving.
+pub async fn stop_signal() -> &'static str {
     let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %error, "Cannot listen for Ctrl-C.");
             std::future::pending::<()>().await;
         }
     };
@@ -29,14 +31,17 @@ pub async fn stop_signal() {
             Ok(mut signal) => {
                 signal.recv().await;
             }
-            Err(_) => std::future::pending::<()>().await,
+            Err(error) => {
+                tracing::warn!(error = %error, "Cannot listen for SIGTERM.");
+                std::future::pending::<()>().await;
+            }
         }
     };
     #[cfg(not(unix))]
     let terminate = std::future::pending::<()>();
     tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
+        () = ctrl_c => "SIGINT",
+        () = terminate => "SIGTERM",
     }
 }
 

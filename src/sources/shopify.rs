@@ -19,7 +19,6 @@
 
 use std::{collections::BTreeMap, time::SystemTime};
 
-use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use bytes::Bytes;
 use http::HeaderMap;
 use serde::Deserialize;
@@ -29,7 +28,7 @@ use serde_json::Value;
 use super::{
     Action, Disposition, Envelope, ParsedEvent, PartialChange, PayloadError, PrivacyRequest,
     SignatureError, Source, StoredEvent, Verified, body_digest_id, header, rfc3339_millis,
-    signing::{HmacAlgorithm, any_matches},
+    signing::check_base64_sha256,
 };
 use crate::{
     config::{OnDelete, RouteConfig, Secret},
@@ -109,22 +108,14 @@ impl Source for Shopify {
             header: "X-Shopify-Hmac-Sha256",
             provider: PROVIDER,
         })?;
-        let given = BASE64
-            .decode(given)
-            .map_err(|_| SignatureError::Malformed {
-                header: "X-Shopify-Hmac-Sha256",
-                encoding: "base64",
-                provider: PROVIDER,
-            })?;
-        let keys: Vec<&[u8]> = self.secrets.iter().map(|s| s.expose().as_bytes()).collect();
-        if any_matches(HmacAlgorithm::Sha256, &keys, &[&body], &[given]) {
-            Ok(Verified(body))
-        } else {
-            Err(SignatureError::Mismatch {
-                header: "X-Shopify-Hmac-Sha256",
-                provider: PROVIDER,
-            })
-        }
+        check_base64_sha256(
+            given,
+            &self.secrets,
+            &[&body],
+            "X-Shopify-Hmac-Sha256",
+            PROVIDER,
+        )?;
+        Ok(Verified(body))
     }
 
     fn envelope(&self, headers: &HeaderMap, body: &Verified) -> Envelope {

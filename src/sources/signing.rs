@@ -11,8 +11,11 @@ use hmac::{Hmac, Mac, digest::KeyInit};
 use sha1::Sha1;
 use sha2::{Sha256, Sha512};
 
+use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
+
 use super::SignatureError;
 pub use crate::config::HmacAlgorithm;
+use crate::config::Secret;
 
 /// Whether any key's MAC over `parts` (concatenated) equals any of `offered`.
 ///
@@ -49,6 +52,30 @@ fn matches_with<M: Mac + KeyInit + Clone>(
     offered.iter().fold(false, |matched, candidate| {
         mac.clone().verify_slice(candidate).is_ok() | matched
     })
+}
+
+/// Checks the most common scheme (Shopify, WooCommerce, Square): a base64 HMAC-SHA256 of
+/// `parts` under any of `secrets`. Errors name `header` and `provider`.
+pub fn check_base64_sha256(
+    given: &str,
+    secrets: &[Secret],
+    parts: &[&[u8]],
+    header: &'static str,
+    provider: &'static str,
+) -> Result<(), SignatureError> {
+    let given = BASE64
+        .decode(given)
+        .map_err(|_| SignatureError::Malformed {
+            header,
+            encoding: "base64",
+            provider,
+        })?;
+    let keys: Vec<&[u8]> = secrets.iter().map(|s| s.expose().as_bytes()).collect();
+    if any_matches(HmacAlgorithm::Sha256, &keys, parts, &[given]) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch { header, provider })
+    }
 }
 
 /// The MAC itself, for tests and for tools that sign sample requests.

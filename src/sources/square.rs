@@ -10,15 +10,13 @@
 
 use std::{collections::BTreeMap, time::SystemTime};
 
-use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use bytes::Bytes;
 use http::HeaderMap;
 use serde::Deserialize;
 
 use super::{
     Disposition, Envelope, ParsedEvent, PayloadError, SignatureError, Source, StoredEvent,
-    Verified, body_digest_id, header, rfc3339_millis,
-    signing::{HmacAlgorithm, any_matches},
+    Verified, body_digest_id, header, rfc3339_millis, signing::check_base64_sha256,
 };
 use crate::{
     config::Secret,
@@ -61,25 +59,19 @@ impl Source for Square {
             header: SIGNATURE_HEADER,
             provider: PROVIDER,
         })?;
-        let given = BASE64
-            .decode(given)
-            .map_err(|_| SignatureError::Malformed {
-                header: SIGNATURE_HEADER,
-                encoding: "base64",
-                provider: PROVIDER,
-            })?;
-        let keys: Vec<&[u8]> = self.secrets.iter().map(|s| s.expose().as_bytes()).collect();
         let parts: [&[u8]; 2] = [self.notification_url.as_bytes(), &body];
-        if any_matches(HmacAlgorithm::Sha256, &keys, &parts, &[given]) {
-            Ok(Verified(body))
-        } else {
-            // Most mismatches on Square are a notification_url that differs from the
-            // subscription's (scheme, trailing slash, query), so the message says so.
-            Err(SignatureError::Mismatch {
-                header: SIGNATURE_HEADER,
-                provider: "Square (check also that routes[].notification_url is exactly the subscription's URL)",
-            })
-        }
+        check_base64_sha256(given, &self.secrets, &parts, SIGNATURE_HEADER, PROVIDER).map_err(
+            |error| match error {
+                // Most mismatches on Square are a notification_url that differs from the
+                // subscription's (scheme, trailing slash, query), so the message says so.
+                SignatureError::Mismatch { header, .. } => SignatureError::Mismatch {
+                    header,
+                    provider: "Square (check also that routes[].notification_url is exactly the subscription's URL)",
+                },
+                other => other,
+            },
+        )?;
+        Ok(Verified(body))
     }
 
     fn envelope(&self, _headers: &HeaderMap, body: &Verified) -> Envelope {

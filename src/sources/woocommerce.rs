@@ -13,15 +13,13 @@
 
 use std::{collections::BTreeMap, time::SystemTime};
 
-use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use bytes::Bytes;
 use http::HeaderMap;
 use serde::Deserialize;
 
 use super::{
     Disposition, Envelope, ParsedEvent, PayloadError, SignatureError, Source, StoredEvent,
-    Verified, body_digest_id, header, rfc3339_millis,
-    signing::{HmacAlgorithm, any_matches},
+    Verified, body_digest_id, header, rfc3339_millis, signing::check_base64_sha256,
 };
 use crate::{
     config::Secret,
@@ -79,22 +77,14 @@ impl Source for WooCommerce {
                 provider: PROVIDER,
             });
         };
-        let given = BASE64
-            .decode(given)
-            .map_err(|_| SignatureError::Malformed {
-                header: "X-WC-Webhook-Signature",
-                encoding: "base64",
-                provider: PROVIDER,
-            })?;
-        let keys: Vec<&[u8]> = self.secrets.iter().map(|s| s.expose().as_bytes()).collect();
-        if any_matches(HmacAlgorithm::Sha256, &keys, &[&body], &[given]) {
-            Ok(Verified(body))
-        } else {
-            Err(SignatureError::Mismatch {
-                header: "X-WC-Webhook-Signature",
-                provider: PROVIDER,
-            })
-        }
+        check_base64_sha256(
+            given,
+            &self.secrets,
+            &[&body],
+            "X-WC-Webhook-Signature",
+            PROVIDER,
+        )?;
+        Ok(Verified(body))
     }
 
     fn envelope(&self, headers: &HeaderMap, body: &Verified) -> Envelope {

@@ -97,6 +97,16 @@ enum Operation {
     Delete,
 }
 
+impl Operation {
+    fn method(self) -> Method {
+        match self {
+            Operation::Create => Method::POST,
+            Operation::Update => Method::PATCH,
+            Operation::Delete => Method::DELETE,
+        }
+    }
+}
+
 /// What came back for one request, before classification.
 pub(super) struct Reply {
     pub(super) status: StatusCode,
@@ -128,18 +138,13 @@ impl Client {
         business_location: &str,
         attributes: &CustomerAttributes,
     ) -> Outcome {
-        let url = match self.collection_url() {
-            Ok(url) => url,
+        let body = match json_body(&CreateRequest::new(business_location, attributes)) {
+            Ok(body) => body,
             Err(outcome) => return outcome,
         };
-        let body = match serde_json::to_vec(&CreateRequest::new(business_location, attributes)) {
-            Ok(body) => body,
-            Err(_) => return unserialisable(),
-        };
-        match self.send(token, Method::POST, url, body).await {
-            Ok(reply) => classify(Operation::Create, reply, business_location),
-            Err(outcome) => outcome,
-        }
+        let url = self.collection_url();
+        self.exchange(token, Operation::Create, url, body, business_location)
+            .await
     }
 
     /// `PATCH {customers_url}/{customer_id}`: attributes left out keep their value.
@@ -154,23 +159,13 @@ impl Client {
         customer_id: &str,
         attributes: &CustomerAttributes,
     ) -> Outcome {
-        if customer_id.trim().is_empty() {
-            return Outcome::Reject {
-                reason: "no vendasta customer id to update".into(),
-            };
-        }
-        let url = match self.member_url(customer_id) {
-            Ok(url) => url,
+        let body = match json_body(&UpdateRequest::new(customer_id, attributes)) {
+            Ok(body) => body,
             Err(outcome) => return outcome,
         };
-        let body = match serde_json::to_vec(&UpdateRequest::new(customer_id, attributes)) {
-            Ok(body) => body,
-            Err(_) => return unserialisable(),
-        };
-        match self.send(token, Method::PATCH, url, body).await {
-            Ok(reply) => classify(Operation::Update, reply, business_location),
-            Err(outcome) => outcome,
-        }
+        let url = self.member_url(customer_id, "update");
+        self.exchange(token, Operation::Update, url, body, business_location)
+            .await
     }
 
     /// `DELETE {customers_url}/{customer_id}`. 2xx → `Updated` (deleted), 404 →
@@ -181,17 +176,26 @@ impl Client {
         business_location: &str,
         customer_id: &str,
     ) -> Outcome {
-        if customer_id.trim().is_empty() {
-            return Outcome::Reject {
-                reason: "no vendasta customer id to delete".into(),
-            };
-        }
-        let url = match self.member_url(customer_id) {
+        let url = self.member_url(customer_id, "delete");
+        self.exchange(token, Operation::Delete, url, Vec::new(), business_location)
+            .await
+    }
+
+    /// Sends one request of `operation` and classifies the answer.
+    async fn exchange(
+        &self,
+        token: &Secret,
+        operation: Operation,
+        url: Result<Url, Outcome>,
+        body: Vec<u8>,
+        business_location: &str,
+    ) -> Outcome {
+        let url = match url {
             Ok(url) => url,
             Err(outcome) => return outcome,
         };
-        match self.send(token, Method::DELETE, url, Vec::new()).await {
-            Ok(reply) => classify(Operation::Delete, reply, business_location),
+        match self.send(token, operation.method(), url, body).await {
+            Ok(reply) => classify(operation, reply, business_location),
             Err(outcome) => outcome,
         }
     }
@@ -202,7 +206,12 @@ impl Client {
 
     /// `{customers_url}/{id}`. The id is one path segment: `/`, `?`, `#`, `%` and spaces are
     /// percent-encoded, `:` is not (it is legal in a path and Vendasta's ids contain one).
-    fn member_url(&self, customer_id: &str) -> Result<Url, Outcome> {
+    fn member_url(&self, customer_id: &str, verb: &str) -> Result<Url, Outcome> {
+        if customer_id.trim().is_empty() {
+            return Err(Outcome::Reject {
+                reason: format!("no vendasta customer id to {verb}"),
+            });
+        }
         let mut url = self.collection_url()?;
         url.path_segments_mut()
             .map_err(|()| bad_url())?
@@ -322,10 +331,12 @@ fn bad_url() -> Outcome {
     }
 }
 
-fn unserialisable() -> Outcome {
-    Outcome::Reject {
+/// The request body as JSON; a failure (which serde_json does not produce for these
+/// types) is a rejection rather than a panic.
+fn json_body<T: serde::Serialize>(request: &T) -> Result<Vec<u8>, Outcome> {
+    serde_json::to_vec(request).map_err(|_| Outcome::Reject {
         reason: "the customer could not be serialised as json".into(),
-    }
+    })
 }
 
 /// The kind of the I/O error under a connect failure, when it says something useful.
@@ -1194,12 +1205,12 @@ mod tests {
             ..config("", 5)
         })
         .unwrap();
-        let url = client.member_url("AG-1:CUSTOMER-2").expect("url");
+        let url = client.member_url("AG-1:CUSTOMER-2", "update").expect("url");
         assert_eq!(
             url.as_str(),
             "https://prod.apigateway.co/business/customers/AG-1:CUSTOMER-2"
         );
-        let url = client.member_url("AG-1:C/../x?y#z").expect("url");
+        let url = client.member_url("AG-1:C/../x?y#z", "update").expect("url");
         assert_eq!(url.path(), "/business/customers/AG-1:C%2F..%2Fx%3Fy%23z");
         assert_eq!(url.query(), None);
     }
