@@ -73,10 +73,46 @@ pub enum LogFormat {
 }
 
 /// The durable queue.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 pub struct StoreConfig {
-    /// `sqlite://PATH`; the file and its directory are created if missing.
+    /// `sqlite://PATH` (one replica; the file and its directory are created if missing)
+    /// or `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (several replicas share it).
+    /// Printed and logged only with the password redacted.
+    #[serde(serialize_with = "serialize_redacted_url")]
     pub url: String,
+    /// Most connections one replica opens to PostgreSQL; ignored for SQLite.
+    pub pool_size: u32,
+}
+
+// Hand-written so that `{:?}` of the config can never print a database password.
+impl fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("url", &crate::store::redact_url(&self.url))
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
+}
+
+fn serialize_redacted_url<S: Serializer>(url: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&crate::store::redact_url(url))
+}
+
+impl StoreConfig {
+    fn validate_store(&self, problems: &mut Vec<String>) {
+        let url = crate::store::redact_url(&self.url);
+        if !self.url.starts_with("sqlite:") && !crate::store::is_postgres_url(&self.url) {
+            problems.push(format!(
+                "store.url `{url}` is not supported: use sqlite://PATH (e.g. sqlite://data/bridge.db) for one replica, or postgres://USER:PASSWORD@HOST:PORT/DATABASE for several"
+            ));
+        }
+        if crate::store::is_postgres_url(&self.url) && self.pool_size == 0 {
+            problems.push(
+                "store.pool_size is 0: set it to the most PostgreSQL connections one replica may open, e.g. 10"
+                    .into(),
+            );
+        }
+    }
 }
 
 /// Vendasta's customers API.
@@ -315,12 +351,7 @@ impl Config {
                 self.server.listen_address
             ));
         }
-        if !self.store.url.starts_with("sqlite:") {
-            problems.push(format!(
-                "store.url `{}` is not supported: use sqlite://PATH, e.g. sqlite://data/bridge.db",
-                self.store.url
-            ));
-        }
+        self.store.validate_store(problems);
         check_http_url(
             "vendasta.customers_url",
             &self.vendasta.customers_url,

@@ -7,6 +7,9 @@
 //! the claim that holds it. Only this module imports sqlx. It knows nothing of HTTP,
 //! providers or Vendasta.
 
+#[cfg(test)]
+mod conformance;
+mod postgres;
 mod sqlite;
 
 use std::{
@@ -16,6 +19,7 @@ use std::{
 
 use bytes::Bytes;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Identifies a job; shown to providers in the ack and to operators in logs.
@@ -171,22 +175,56 @@ impl StoreError {
 }
 
 /// The configured backend. An enum, not a trait object: there are exactly two known
-/// backends (PostgreSQL lands next), and every caller sees one concrete API.
+/// backends, and every caller sees one concrete API.
 #[derive(Debug, Clone)]
 pub enum Store {
+    /// One replica, embedded file.
     Sqlite(SqliteStore),
+    /// Several replicas sharing one database.
+    Postgres(PostgresStore),
 }
+
+/// Connections a PostgreSQL store opens when the caller does not say (`store.pool_size`).
+pub const DEFAULT_POOL_SIZE: u32 = 10;
 
 impl Store {
     /// Opens (creating if needed) the store named by `url` and runs its migrations.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        Ok(Store::Sqlite(SqliteStore::open(url).await?))
+        Self::connect(url, DEFAULT_POOL_SIZE).await
+    }
+
+    /// Like [`Store::open`], with up to `pool_size` connections for PostgreSQL
+    /// (`postgres://` or `postgresql://`); any other URL is a SQLite file.
+    pub async fn connect(url: &str, pool_size: u32) -> Result<Self, StoreError> {
+        if is_postgres_url(url) {
+            Ok(Store::Postgres(PostgresStore::open(url, pool_size).await?))
+        } else {
+            Ok(Store::Sqlite(SqliteStore::open(url).await?))
+        }
+    }
+
+    /// Which backend this is, for logs and `/readyz`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Pokes `wake` when another replica stores new work or frees a contact's next job.
+    /// SQLite has one replica, whose ingest pokes the worker itself, so it does nothing.
+    pub fn forward_new_work(&self, wake: std::sync::Arc<tokio::sync::Notify>) {
+        match self {
+            Store::Sqlite(_) => {}
+            Store::Postgres(store) => store.forward_new_work(wake),
+        }
     }
 
     /// Stores a webhook durably. Returns only after the commit that holds it is on disk.
     pub async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
         match self {
             Store::Sqlite(store) => store.enqueue(job).await,
+            Store::Postgres(store) => store.enqueue(job).await,
         }
     }
 
@@ -194,6 +232,7 @@ impl Store {
     pub async fn claim(&self, now: SystemTime, lease: Duration) -> Result<Option<Job>, StoreError> {
         match self {
             Store::Sqlite(store) => store.claim(now, lease).await,
+            Store::Postgres(store) => store.claim(now, lease).await,
         }
     }
 
@@ -207,6 +246,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         match self {
             Store::Sqlite(store) => store.finish(job, finish, now).await,
+            Store::Postgres(store) => store.finish(job, finish, now).await,
         }
     }
 
@@ -214,6 +254,7 @@ impl Store {
     pub async fn contact(&self, route: &str, contact_id: &str) -> Result<ContactLink, StoreError> {
         match self {
             Store::Sqlite(store) => store.contact(route, contact_id).await,
+            Store::Postgres(store) => store.contact(route, contact_id).await,
         }
     }
 
@@ -221,6 +262,7 @@ impl Store {
     pub async fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
         match self {
             Store::Sqlite(store) => store.job(id).await,
+            Store::Postgres(store) => store.job(id).await,
         }
     }
 
@@ -232,6 +274,7 @@ impl Store {
     ) -> Result<Option<Job>, StoreError> {
         match self {
             Store::Sqlite(store) => store.job_by_delivery(route, delivery_id).await,
+            Store::Postgres(store) => store.job_by_delivery(route, delivery_id).await,
         }
     }
 
@@ -239,6 +282,7 @@ impl Store {
     pub async fn counts(&self) -> Result<StateCounts, StoreError> {
         match self {
             Store::Sqlite(store) => store.counts().await,
+            Store::Postgres(store) => store.counts().await,
         }
     }
 
@@ -246,6 +290,7 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(store) => store.ping().await,
+            Store::Postgres(store) => store.ping().await,
         }
     }
 
@@ -253,8 +298,53 @@ impl Store {
     pub async fn close(&self) {
         match self {
             Store::Sqlite(store) => store.close().await,
+            Store::Postgres(store) => store.close().await,
         }
     }
+}
+
+/// Whether `url` names a PostgreSQL database.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// `url` with any password replaced by `[redacted]`, safe to print or log.
+/// `postgres://bridge:s3cret@db/bridge` → `postgres://bridge:[redacted]@db/bridge`; a
+/// `password=` query parameter is redacted too.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some(parts) => parts,
+        None => return url.to_string(),
+    };
+    let (before_query, query) = match rest.split_once('?') {
+        Some((head, query)) => (head, Some(query)),
+        None => (rest, None),
+    };
+    // The userinfo ends at the last '@' before the path; a password may itself hold '@'.
+    let authority_end = before_query.find('/').unwrap_or(before_query.len());
+    let (authority, path) = before_query.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:[redacted]@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_string(),
+    };
+    let mut redacted = format!("{scheme}://{authority}{path}");
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                    format!("{key}=[redacted]")
+                }
+                _ => pair.to_string(),
+            })
+            .collect();
+        redacted.push('?');
+        redacted.push_str(&pairs.join("&"));
+    }
+    redacted
 }
 
 /// Unix milliseconds; the store keeps every time in this form.

@@ -1,0 +1,479 @@
+//! The store's contract, checked on both backends.
+//!
+//! Every scenario here runs once on SQLite (a fresh file) and once on PostgreSQL (a fresh
+//! database created for the test and dropped after it) when `TEST_DATABASE_URL` names an
+//! admin connection. Without it the PostgreSQL runs print that they were skipped, on the
+//! terminal rather than into the captured output, so nobody mistakes them for passes.
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    io::Write,
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime},
+};
+
+use bytes::Bytes;
+use sqlx::{Connection, PgConnection};
+
+use super::{Enqueued, Finish, JobState, NewJob, Store};
+
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh store for one test, and what must be cleaned up after it.
+struct TestStore {
+    store: Store,
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+    database: Option<TestDatabase>,
+}
+
+impl TestStore {
+    /// A fresh store, or `None` (after saying so on the terminal) when the backend is
+    /// PostgreSQL and `TEST_DATABASE_URL` is not set.
+    async fn open(backend: Backend, test: &str) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}/q.db", dir.path().display());
+                Some(TestStore {
+                    store: Store::open(&url).await.unwrap(),
+                    url,
+                    _dir: Some(dir),
+                    database: None,
+                })
+            }
+            Backend::Postgres => {
+                let database = TestDatabase::create(test).await?;
+                let url = database.url.clone();
+                Some(TestStore {
+                    store: Store::connect(&url, 4).await.unwrap(),
+                    url,
+                    _dir: None,
+                    database: Some(database),
+                })
+            }
+        }
+    }
+
+    /// A second handle on the same data: another replica for PostgreSQL.
+    async fn another_replica(&self) -> Store {
+        Store::connect(&self.url, 4).await.unwrap()
+    }
+
+    async fn cleanup(self) {
+        self.store.close().await;
+        if let Some(database) = self.database {
+            database.drop().await;
+        }
+    }
+}
+
+/// A database of its own for one test, on the server `TEST_DATABASE_URL` points at.
+struct TestDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl TestDatabase {
+    async fn create(test: &str) -> Option<Self> {
+        let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+            // Straight to stderr: libtest captures `eprintln!` of passing tests.
+            let _ignored = writeln!(
+                std::io::stderr(),
+                "skipped: TEST_DATABASE_URL not set, so `{test}` did not run on PostgreSQL"
+            );
+            return None;
+        };
+        let name = format!("test_{}_{}", std::process::id(), fastrand::u64(..));
+        let mut admin = PgConnection::connect(&admin_url).await.unwrap();
+        sqlx::query(&format!(r#"CREATE DATABASE "{name}""#))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+        let url = database_url(&admin_url, &name);
+        Some(TestDatabase {
+            admin_url,
+            name,
+            url,
+        })
+    }
+
+    async fn drop(self) {
+        let mut admin = PgConnection::connect(&self.admin_url).await.unwrap();
+        sqlx::query(&format!(r#"DROP DATABASE "{}" WITH (FORCE)"#, self.name))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+}
+
+/// `admin_url` with its database name replaced by `name`.
+fn database_url(admin_url: &str, name: &str) -> String {
+    let (base, query) = match admin_url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (admin_url, String::new()),
+    };
+    let (scheme, rest) = base.split_once("://").unwrap();
+    let server = rest.split('/').next().unwrap();
+    format!("{scheme}://{server}/{name}{query}")
+}
+
+fn new_job(delivery: &str, contact: Option<&str>, updated: Option<i64>) -> NewJob {
+    NewJob {
+        route: "acme".into(),
+        source: "shopify".into(),
+        delivery_id: delivery.into(),
+        topic: "customers/create".into(),
+        contact_id: contact.map(str::to_string),
+        contact_updated_at: updated,
+        meta: BTreeMap::from([("shop_domain".into(), "a.myshopify.com".into())]),
+        payload: Bytes::from_static(b"{\"id\":1}"),
+    }
+}
+
+const LEASE: Duration = Duration::from_secs(60);
+
+fn done(outcome: &'static str, link: Option<&str>) -> Finish {
+    Finish::Done {
+        outcome,
+        link: link.map(str::to_string),
+        applied: true,
+        note: None,
+    }
+}
+
+async fn the_same_delivery_id_is_stored_once_even_when_two_replicas_get_it_at_once(
+    backend: Backend,
+) {
+    let Some(t) = TestStore::open(backend, "same_delivery_id").await else {
+        return;
+    };
+    let other = t.another_replica().await;
+    // Two in one batch on one replica, and one more on another replica, all at once.
+    let (a, b, c) = tokio::join!(
+        t.store.enqueue(new_job("d1", Some("c1"), None)),
+        t.store.enqueue(new_job("d1", Some("c1"), None)),
+        other.enqueue(new_job("d1", Some("c1"), None)),
+    );
+    let results = [a.unwrap(), b.unwrap(), c.unwrap()];
+    let accepted: Vec<_> = results
+        .iter()
+        .filter_map(|r| match r {
+            Enqueued::Accepted(id) => Some(*id),
+            Enqueued::Duplicate(_) => None,
+        })
+        .collect();
+    assert_eq!(accepted.len(), 1, "{results:?}");
+    for result in results {
+        if let Enqueued::Duplicate(id) = result {
+            assert_eq!(id, accepted[0], "a duplicate names the original job");
+        }
+    }
+    assert_eq!(t.store.counts().await.unwrap().pending, 1);
+    let stored = t.store.job(accepted[0]).await.unwrap().unwrap();
+    assert_eq!(stored.payload.as_ref(), b"{\"id\":1}");
+    assert_eq!(
+        stored.meta.get("shop_domain").map(String::as_str),
+        Some("a.myshopify.com")
+    );
+    other.close().await;
+    t.cleanup().await;
+}
+
+async fn jobs_of_one_contact_are_claimed_one_at_a_time_in_order(backend: Backend) {
+    let Some(t) = TestStore::open(backend, "one_contact_in_order").await else {
+        return;
+    };
+    let store = &t.store;
+    for d in ["d1", "d2"] {
+        store.enqueue(new_job(d, Some("c1"), None)).await.unwrap();
+    }
+    store
+        .enqueue(new_job("d3", Some("c2"), None))
+        .await
+        .unwrap();
+    let now = SystemTime::now();
+    let first = store.claim(now, LEASE).await.unwrap().unwrap();
+    let second = store.claim(now, LEASE).await.unwrap().unwrap();
+    assert_eq!(
+        (first.delivery_id.as_str(), second.delivery_id.as_str()),
+        ("d1", "d3")
+    );
+    assert!(
+        store.claim(now, LEASE).await.unwrap().is_none(),
+        "d2 must wait for d1"
+    );
+    assert!(
+        store
+            .finish(&first, done("created", Some("AG-1:CUSTOMER-1")), now)
+            .await
+            .unwrap()
+    );
+    let third = store.claim(now, LEASE).await.unwrap().unwrap();
+    assert_eq!(third.delivery_id, "d2");
+    assert_eq!(third.state, JobState::InFlight);
+    assert_eq!(
+        store.contact("acme", "c1").await.unwrap().customer_id,
+        Some("AG-1:CUSTOMER-1".into())
+    );
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.done, counts.in_flight), (1, 2));
+    t.cleanup().await;
+}
+
+async fn an_expired_lease_makes_a_job_claimable_and_fences_the_old_claim(backend: Backend) {
+    let Some(t) = TestStore::open(backend, "expired_lease").await else {
+        return;
+    };
+    let replica = t.another_replica().await;
+    t.store
+        .enqueue(new_job("d1", Some("c1"), None))
+        .await
+        .unwrap();
+    let now = SystemTime::now();
+    let first = t
+        .store
+        .claim(now, Duration::from_secs(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(replica.claim(now, LEASE).await.unwrap().is_none());
+    let later = now + Duration::from_secs(2);
+    let second = replica.claim(later, LEASE).await.unwrap().unwrap();
+    assert_eq!((second.id, second.attempts), (first.id, 2));
+    let dead = Finish::Dead {
+        outcome: "rejected",
+        reason: "x".into(),
+    };
+    assert!(
+        !t.store.finish(&first, dead.clone(), later).await.unwrap(),
+        "stale claim must not write"
+    );
+    assert!(replica.finish(&second, dead, later).await.unwrap());
+    let job = t.store.job(first.id).await.unwrap().unwrap();
+    assert_eq!(
+        (job.state, job.last_error.as_deref()),
+        (JobState::Dead, Some("x"))
+    );
+    replica.close().await;
+    t.cleanup().await;
+}
+
+async fn retries_wait_until_due_and_applied_times_only_move_forward(backend: Backend) {
+    let Some(t) = TestStore::open(backend, "retries_and_applied_times").await else {
+        return;
+    };
+    let store = &t.store;
+    store
+        .enqueue(new_job("d1", Some("c1"), Some(2_000)))
+        .await
+        .unwrap();
+    store
+        .enqueue(new_job("d2", Some("c1"), Some(1_000)))
+        .await
+        .unwrap();
+    let now = SystemTime::now();
+    let job = store.claim(now, LEASE).await.unwrap().unwrap();
+    let at = now + Duration::from_secs(30);
+    let retry = Finish::Retry {
+        at,
+        error: "vendasta answered 503".into(),
+    };
+    assert!(store.finish(&job, retry, now).await.unwrap());
+    assert!(
+        store.claim(now, LEASE).await.unwrap().is_none(),
+        "not due, and d2 waits behind d1"
+    );
+    let job = store.claim(at, LEASE).await.unwrap().unwrap();
+    assert_eq!((job.delivery_id.as_str(), job.attempts), ("d1", 2));
+    store.finish(&job, done("updated", None), at).await.unwrap();
+    let older = store.claim(at, LEASE).await.unwrap().unwrap();
+    store
+        .finish(&older, done("updated", None), at)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .contact("acme", "c1")
+            .await
+            .unwrap()
+            .applied_updated_at,
+        Some(2_000)
+    );
+    let by_delivery = store.job_by_delivery("acme", "d2").await.unwrap().unwrap();
+    assert_eq!(
+        (by_delivery.state, by_delivery.outcome.as_deref()),
+        (JobState::Done, Some("updated"))
+    );
+    t.cleanup().await;
+}
+
+async fn an_unlinked_contact_forgets_its_customer_and_is_retried_at_once(backend: Backend) {
+    let Some(t) = TestStore::open(backend, "unlink").await else {
+        return;
+    };
+    let store = &t.store;
+    for d in ["d1", "d2"] {
+        store.enqueue(new_job(d, Some("c1"), None)).await.unwrap();
+    }
+    let now = SystemTime::now();
+    let first = store.claim(now, LEASE).await.unwrap().unwrap();
+    store
+        .finish(&first, done("created", Some("AG-1:C-1")), now)
+        .await
+        .unwrap();
+    let second = store.claim(now, LEASE).await.unwrap().unwrap();
+    let unlink = Finish::Unlink {
+        error: "customer gone".into(),
+    };
+    assert!(store.finish(&second, unlink, now).await.unwrap());
+    assert_eq!(store.contact("acme", "c1").await.unwrap().customer_id, None);
+    let again = store.claim(now, LEASE).await.unwrap().unwrap();
+    assert_eq!((again.id, again.attempts), (second.id, 2));
+    t.cleanup().await;
+}
+
+async fn a_closed_store_refuses_writes(backend: Backend) {
+    let Some(t) = TestStore::open(backend, "closed_store").await else {
+        return;
+    };
+    t.store.close().await;
+    assert!(t.store.enqueue(new_job("d1", None, None)).await.is_err());
+    assert!(t.store.ping().await.is_err());
+    t.cleanup().await;
+}
+
+/// Two replicas with eight claimers each race over many contacts: no contact ever has
+/// two jobs in flight, every job is finished exactly once, and each contact's jobs are
+/// finished in the order they arrived.
+async fn racing_claimers_never_hold_two_jobs_of_one_contact(backend: Backend) {
+    let Some(t) = TestStore::open(backend, "racing_claimers").await else {
+        return;
+    };
+    let replica = t.another_replica().await;
+    const CONTACTS: usize = 12;
+    const PER_CONTACT: usize = 8;
+    for n in 0..PER_CONTACT {
+        for c in 0..CONTACTS {
+            t.store
+                .enqueue(new_job(&format!("d{c}-{n}"), Some(&format!("c{c}")), None))
+                .await
+                .unwrap();
+        }
+    }
+    let busy: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let finished: Arc<Mutex<HashMap<String, Vec<String>>>> = Arc::default();
+    let mut tasks = tokio::task::JoinSet::new();
+    for store in [t.store.clone(), replica.clone()] {
+        for _ in 0..8 {
+            let (store, busy, finished) = (store.clone(), Arc::clone(&busy), Arc::clone(&finished));
+            tasks.spawn(async move {
+                let deadline = std::time::Instant::now() + Duration::from_secs(60);
+                loop {
+                    let Some(job) = store.claim(SystemTime::now(), LEASE).await.unwrap() else {
+                        if store.counts().await.unwrap().pending == 0 {
+                            return;
+                        }
+                        assert!(std::time::Instant::now() < deadline, "claimers stalled");
+                        tokio::task::yield_now().await;
+                        continue;
+                    };
+                    let contact = job.contact_id.clone().unwrap();
+                    assert!(
+                        busy.lock().unwrap().insert(contact.clone()),
+                        "two jobs of {contact} in flight at once"
+                    );
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    busy.lock().unwrap().remove(&contact);
+                    finished
+                        .lock()
+                        .unwrap()
+                        .entry(contact)
+                        .or_default()
+                        .push(job.delivery_id.clone());
+                    assert!(
+                        store
+                            .finish(&job, done("updated", None), SystemTime::now())
+                            .await
+                            .unwrap()
+                    );
+                }
+            });
+        }
+    }
+    while let Some(result) = tasks.join_next().await {
+        result.unwrap();
+    }
+    let finished = finished.lock().unwrap().clone();
+    for c in 0..CONTACTS {
+        let expected: Vec<String> = (0..PER_CONTACT).map(|n| format!("d{c}-{n}")).collect();
+        assert_eq!(finished[&format!("c{c}")], expected);
+    }
+    assert_eq!(
+        t.store.counts().await.unwrap().done,
+        (CONTACTS * PER_CONTACT) as u64
+    );
+    replica.close().await;
+    t.cleanup().await;
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::Backend::Sqlite).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::Backend::Postgres).await;
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    the_same_delivery_id_is_stored_once_even_when_two_replicas_get_it_at_once,
+    jobs_of_one_contact_are_claimed_one_at_a_time_in_order,
+    an_expired_lease_makes_a_job_claimable_and_fences_the_old_claim,
+    retries_wait_until_due_and_applied_times_only_move_forward,
+    an_unlinked_contact_forgets_its_customer_and_is_retried_at_once,
+    a_closed_store_refuses_writes,
+    racing_claimers_never_hold_two_jobs_of_one_contact,
+);
+
+#[test]
+fn a_database_url_keeps_server_and_options_and_swaps_the_name() {
+    assert_eq!(
+        database_url(
+            "postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
+            "t1"
+        ),
+        "postgres://postgres@127.0.0.1:5432/t1?sslmode=disable"
+    );
+}
+
+#[test]
+fn a_password_in_a_store_url_is_redacted() {
+    use super::redact_url;
+    assert_eq!(
+        redact_url("postgres://bridge:s3c@ret@db:5432/bridge?sslmode=require&password=x"),
+        "postgres://bridge:[redacted]@db:5432/bridge?sslmode=require&password=[redacted]"
+    );
+    assert_eq!(
+        redact_url("postgresql://bridge@db/bridge"),
+        "postgresql://bridge@db/bridge"
+    );
+    assert_eq!(
+        redact_url("sqlite://data/bridge.db"),
+        "sqlite://data/bridge.db"
+    );
+}
