@@ -11,3 +11,4 @@ mod binary;
 mod delivery;
 mod helpers;
 mod ingest;
+mod replicas;
