@@ -436,38 +436,39 @@ async fn three_replicas_share_one_queue_and_a_sigkill_loses_and_doubles_nothing(
         );
     }
 
-    let seen = upstream.lock().unwrap();
-    assert!(
-        seen.overlaps.is_empty(),
-        "contacts with two requests in flight at once: {:?}",
-        seen.overlaps
-    );
-    assert_eq!(
-        seen.created.len(),
-        CONTACTS as usize,
-        "every contact was created once"
-    );
-    // A create is repeated only when the replica that sent the successful one was killed
-    // before it could record the link (at-least-once); a surviving replica never
-    // repeats a create it saw succeed.
-    for (contact, by, original) in &seen.repeated_creates {
+    {
+        let seen = upstream.lock().unwrap();
+        assert!(
+            seen.overlaps.is_empty(),
+            "contacts with two requests in flight at once: {:?}",
+            seen.overlaps
+        );
         assert_eq!(
-            original, "r0",
-            "contact {contact}: {by} repeated a create that {original} had completed"
+            seen.created.len(),
+            CONTACTS as usize,
+            "every contact was created once"
+        );
+        // A create is repeated only when the replica that sent the successful one was killed
+        // before it could record the link (at-least-once); a surviving replica never
+        // repeats a create it saw succeed.
+        for (contact, by, original) in &seen.repeated_creates {
+            assert_eq!(
+                original, "r0",
+                "contact {contact}: {by} repeated a create that {original} had completed"
+            );
+        }
+        assert!(
+            seen.created.values().any(|replica| replica == "r0"),
+            "the killed replica did deliver before it died"
+        );
+        let _ignored = writeln!(
+            std::io::stderr(),
+            "replicas: {acked_at_kill} acks before the SIGKILL; {} creates, {} patches, {} creates repeated after the kill",
+            seen.created.len(),
+            seen.patches,
+            seen.repeated_creates.len()
         );
     }
-    assert!(
-        seen.created.values().any(|replica| replica == "r0"),
-        "the killed replica did deliver before it died"
-    );
-    let _ignored = writeln!(
-        std::io::stderr(),
-        "replicas: {acked_at_kill} acks before the SIGKILL; {} creates, {} patches, {} creates repeated after the kill",
-        seen.created.len(),
-        seen.patches,
-        seen.repeated_creates.len()
-    );
-    drop(seen);
 
     store.close().await;
     for bridge in &mut bridges[1..] {
