@@ -11,4 +11,5 @@ mod binary;
 mod delivery;
 mod helpers;
 mod ingest;
+mod pg;
 mod replicas;

@@ -21,12 +21,12 @@ use axum::{
     routing::{patch, post},
 };
 use serde_json::{Value, json};
-use sqlx::{Connection, PgConnection};
 use vendasta_bridge::store::{JobState, Store};
 
 use crate::{
     binary::{BIN, Bridge},
     helpers::{SECRET, customer, eventually, shopify_headers, sign},
+    pg::TestDatabase,
 };
 
 const REPLICAS: usize = 3;
@@ -37,53 +37,6 @@ const EVENTS_PER_CONTACT: u64 = 6;
 const KILL_AFTER_ACKS: usize = 2_000;
 /// Upstream latency, so that overlapping requests for one contact would be seen.
 const UPSTREAM_LATENCY: Duration = Duration::from_millis(3);
-
-/// A database of its own on the server `TEST_DATABASE_URL` points at.
-pub struct TestDatabase {
-    admin_url: String,
-    name: String,
-    pub url: String,
-}
-
-impl TestDatabase {
-    /// Creates it, or returns `None` after saying on the terminal (not into libtest's
-    /// captured output) that `test` was skipped because `TEST_DATABASE_URL` is not set.
-    pub async fn create(test: &str) -> Option<Self> {
-        let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
-            let _ignored = writeln!(
-                std::io::stderr(),
-                "skipped: TEST_DATABASE_URL not set, so `{test}` did not run on PostgreSQL"
-            );
-            return None;
-        };
-        let name = format!("test_{}_{}", std::process::id(), fastrand::u64(..));
-        let mut admin = PgConnection::connect(&admin_url).await.unwrap();
-        sqlx::query(&format!(r#"CREATE DATABASE "{name}""#))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        let (base, query) = match admin_url.split_once('?') {
-            Some((base, query)) => (base, format!("?{query}")),
-            None => (admin_url.as_str(), String::new()),
-        };
-        let (scheme, rest) = base.split_once("://").unwrap();
-        let server = rest.split('/').next().unwrap();
-        let url = format!("{scheme}://{server}/{name}{query}");
-        Some(Self {
-            admin_url,
-            name,
-            url,
-        })
-    }
-
-    pub async fn drop(self) {
-        let mut admin = PgConnection::connect(&self.admin_url).await.unwrap();
-        sqlx::query(&format!(r#"DROP DATABASE "{}" WITH (FORCE)"#, self.name))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-    }
-}
 
 /// What the mock upstream saw. Each replica gets its own URL prefix (`/r0`, `/r1`, …)
 /// so every request can be traced to the process that sent it.
