@@ -46,14 +46,49 @@ impl TestDatabase {
             url,
         })
     }
+}
 
-    pub async fn drop(self) {
-        let mut admin = PgConnection::connect(&self.admin_url).await.unwrap();
-        sqlx::query(&format!(r#"DROP DATABASE "{}" WITH (FORCE)"#, self.name))
-            .execute(&mut admin)
-            .await
-            .unwrap();
+// Dropped on every path, a failing test included, so no database is left behind. Drop
+// cannot await, so the DROP runs on a thread with a runtime of its own.
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let mut admin = PgConnection::connect(&admin_url).await?;
+                sqlx::query(&format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#))
+                    .execute(&mut admin)
+                    .await
+                    .map(|_| ())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            let _ignored = writeln!(
+                std::io::stderr(),
+                "could not drop test database {}: {dropped:?}",
+                self.name
+            );
+        }
     }
+}
+
+/// With `TEST_STORE=postgres`, [`crate::helpers::spawn_app_with`] runs the whole in-process
+/// suite on PostgreSQL, a fresh database per app (`.ci/run` runs the suite both ways).
+pub async fn suite_database() -> Option<TestDatabase> {
+    if std::env::var("TEST_STORE").as_deref() != Ok("postgres") {
+        return None;
+    }
+    let database = TestDatabase::create("the in-process suite").await;
+    assert!(
+        database.is_some(),
+        "TEST_STORE=postgres needs TEST_DATABASE_URL"
+    );
+    database
 }
 
 /// Runs `sql` on the admin connection.
@@ -139,5 +174,5 @@ async fn readiness_fails_while_postgres_is_unreachable_and_the_bridge_recovers_w
     let job = app.settled("acme", "wh-outage").await;
     assert_eq!(job.customer_id.as_deref(), Some("AG-123:CUSTOMER-7"));
     app.stop().await.unwrap();
-    database.drop().await;
+    drop(database);
 }

@@ -429,5 +429,5 @@ async fn three_replicas_share_one_queue_and_a_sigkill_loses_and_doubles_nothing(
         assert_eq!(bridge.wait_exit(Duration::from_secs(30)), Some(0));
     }
     drop(bridges);
-    database.drop().await;
+    drop(database);
 }
