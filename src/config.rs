@@ -878,4 +878,57 @@ mod tests {
         assert!(text.contains("[redacted]"));
         assert!(format!("{config:?}").contains("[redacted]"));
     }
+
+    #[test]
+    fn a_postgres_store_url_is_accepted_and_its_password_never_shown() {
+        let vars = env(&[
+            ("VENDASTA_TOKEN", "tok-abc"),
+            ("SHOPIFY_WEBHOOK_SECRET", "s3cr3t"),
+            (
+                "BRIDGE_STORE__URL",
+                "postgresql://bridge:pg-pass@db:5432/bridge",
+            ),
+            ("BRIDGE_STORE__POOL_SIZE", "4"),
+        ]);
+        let config = Config::from_sources(Some(ROUTE), None, &vars).unwrap();
+        assert_eq!(config.store.pool_size, 4);
+        let shown = [config.to_redacted_toml(), format!("{config:?}")];
+        for text in shown {
+            assert!(!text.contains("pg-pass"), "{text}");
+            assert!(text.contains("bridge:[redacted]@db:5432/bridge"), "{text}");
+        }
+    }
+
+    #[test]
+    fn an_unsupported_store_url_and_an_empty_pool_are_reported_without_the_password() {
+        let vars = env(&[
+            ("VENDASTA_TOKEN", "tok-abc"),
+            ("SHOPIFY_WEBHOOK_SECRET", "s3cr3t"),
+            ("BRIDGE_STORE__URL", "mysql://bridge:pg-pass@db/bridge"),
+        ]);
+        let problems = Config::from_sources(Some(ROUTE), None, &vars)
+            .unwrap_err()
+            .problems;
+        let text = problems.join("\n");
+        assert!(
+            text.contains("store.url `mysql://bridge:[redacted]@db/bridge` is not supported"),
+            "{text}"
+        );
+        assert!(!text.contains("pg-pass"), "{text}");
+        let vars = env(&[
+            ("VENDASTA_TOKEN", "tok-abc"),
+            ("SHOPIFY_WEBHOOK_SECRET", "s3cr3t"),
+            ("BRIDGE_STORE__URL", "postgres://bridge@db/bridge"),
+            ("BRIDGE_STORE__POOL_SIZE", "0"),
+        ]);
+        let problems = Config::from_sources(Some(ROUTE), None, &vars)
+            .unwrap_err()
+            .problems;
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("store.pool_size is 0")),
+            "{problems:?}"
+        );
+    }
 }
