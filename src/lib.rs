@@ -15,7 +15,8 @@
 //! - [`contact`]: the neutral contact model every source parses into.
 //! - [`transform`]: pure `Contact` → Vendasta customer attributes (normalisation).
 //! - [`vendasta`]: the upstream's wire model and HTTP client. Only module that imports reqwest.
-//! - [`store`]: the durable queue, dedupe keys and contact links. Only module that imports sqlx.
+//! - [`store`]: the durable queue, dedupe keys and contact links, on SQLite (one replica) or
+//!   PostgreSQL (several). Only module that imports sqlx.
 //! - [`delivery`]: the worker that claims jobs and delivers them; pure retry maths.
 //! - [`health`]: readiness state shared by the worker, the store and `/readyz`.
 //! - [`app`]: wires everything together and runs it until shutdown.

@@ -450,6 +450,45 @@ on_both_backends!(
     racing_claimers_never_hold_two_jobs_of_one_contact,
 );
 
+/// PostgreSQL only: SQLite has one replica, whose ingest wakes its own worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_stored_or_freed_on_one_replica_wakes_the_others_at_once() {
+    let Some(t) = TestStore::open(Backend::Postgres, "wakes_other_replicas").await else {
+        return;
+    };
+    let wake = Arc::new(tokio::sync::Notify::new());
+    t.store.forward_new_work(Arc::clone(&wake));
+    let woken = || tokio::time::timeout(Duration::from_secs(10), wake.notified());
+    // The listener pokes once when it connects, for anything it might have missed.
+    woken().await.expect("the listener connects");
+    let other = t.another_replica().await;
+
+    other
+        .enqueue(new_job("d1", Some("c1"), None))
+        .await
+        .unwrap();
+    woken()
+        .await
+        .expect("a webhook stored by another replica wakes this one");
+
+    other
+        .enqueue(new_job("d2", Some("c1"), None))
+        .await
+        .unwrap();
+    woken().await.expect("second webhook");
+    let now = SystemTime::now();
+    let job = other.claim(now, LEASE).await.unwrap().unwrap();
+    other
+        .finish(&job, done("created", Some("AG-1:C-1")), now)
+        .await
+        .unwrap();
+    woken()
+        .await
+        .expect("finishing a contact's job wakes replicas for its next job");
+    other.close().await;
+    t.cleanup().await;
+}
+
 #[test]
 fn a_database_url_keeps_server_and_options_and_swaps_the_name() {
     assert_eq!(
