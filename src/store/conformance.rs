@@ -508,6 +508,10 @@ fn a_password_in_a_store_url_is_redacted() {
         "postgres://bridge:[redacted]@db:5432/bridge?sslmode=require&password=[redacted]"
     );
     assert_eq!(
+        redact_url("postgres://bridge:p/a?ss@db/bridge"),
+        "postgres://bridge:[redacted]@db/bridge"
+    );
+    assert_eq!(
         redact_url("postgresql://bridge@db/bridge"),
         "postgresql://bridge@db/bridge"
     );

@@ -316,19 +316,22 @@ pub fn redact_url(url: &str) -> String {
         Some(parts) => parts,
         None => return url.to_string(),
     };
-    let (before_query, query) = match rest.split_once('?') {
+    // The userinfo ends at the last '@': a password may hold a raw '@', '/' or '?'
+    // (invalid, but users write it, and then it must not leak in the parse error). An
+    // '@' in a query value makes this redact more than needed, which is the safe side.
+    let (authority, rest) = match rest.rsplit_once('@') {
+        Some((userinfo, host_and_rest)) => {
+            let userinfo = match userinfo.split_once(':') {
+                Some((user, _password)) => format!("{user}:[redacted]"),
+                None => userinfo.to_string(),
+            };
+            (format!("{userinfo}@"), host_and_rest)
+        }
+        None => (String::new(), rest),
+    };
+    let (path, query) = match rest.split_once('?') {
         Some((head, query)) => (head, Some(query)),
         None => (rest, None),
-    };
-    // The userinfo ends at the last '@' before the path; a password may itself hold '@'.
-    let authority_end = before_query.find('/').unwrap_or(before_query.len());
-    let (authority, path) = before_query.split_at(authority_end);
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{user}:[redacted]@{host}"),
-            None => format!("{userinfo}@{host}"),
-        },
-        None => authority.to_string(),
     };
     let mut redacted = format!("{scheme}://{authority}{path}");
     if let Some(query) = query {
