@@ -20,8 +20,8 @@ use std::{
 
 use bytes::Bytes;
 use sqlx::{
-    Postgres, Row, Transaction,
-    postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow},
+    Connection, Postgres, Row, Transaction,
+    postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow},
 };
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -73,6 +73,14 @@ impl PostgresStore {
                 "{e}; use postgres://USER:PASSWORD@HOST:PORT/DATABASE"
             ))
         })?;
+        // One direct connection first: the pool would only report "timed out", hiding
+        // the reason (refused, unknown host, bad password, no such database).
+        let probe = PgConnection::connect_with(&options).await.map_err(|e| {
+            open_error(format!(
+                "{e}: check that PostgreSQL runs at that host and port and accepts this user, password and database"
+            ))
+        })?;
+        probe.close().await.map_err(|e| open_error(e.to_string()))?;
         let pool = PgPoolOptions::new()
             .max_connections(pool_size.max(1))
             .acquire_timeout(ACQUIRE_TIMEOUT)

@@ -176,3 +176,41 @@ async fn readiness_fails_while_postgres_is_unreachable_and_the_bridge_recovers_w
     app.stop().await.unwrap();
     drop(database);
 }
+
+/// Needs no PostgreSQL: nothing listens on port 1.
+#[test]
+fn an_unreachable_database_at_startup_exits_1_naming_store_url_without_the_password() {
+    let output = std::process::Command::new(crate::binary::BIN)
+        .arg("serve")
+        .env_remove("BRIDGE_CONFIG")
+        .env_remove("RUST_LOG")
+        .env("BRIDGE_SERVER__LISTEN_ADDRESS", "127.0.0.1:0")
+        .env("BRIDGE_ADMIN__LISTEN_ADDRESS", "127.0.0.1:0")
+        .env(
+            "BRIDGE_STORE__URL",
+            "postgres://bridge:hunter2-secret@127.0.0.1:1/bridge",
+        )
+        .env("VENDASTA_TOKEN", "t")
+        .env("BRIDGE_ROUTES__0__NAME", "acme")
+        .env("BRIDGE_ROUTES__0__SOURCE", "shopify")
+        .env("BRIDGE_ROUTES__0__SECRETS", crate::helpers::SECRET)
+        .env("BRIDGE_ROUTES__0__BUSINESS_LOCATION", "AG-9")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("store.url"), "{text}");
+    assert!(
+        text.contains("Connection refused"),
+        "the cause is named: {text}"
+    );
+    assert!(
+        text.contains("postgres://bridge:[redacted]@127.0.0.1:1/bridge"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2"), "{text}");
+}
