@@ -389,6 +389,22 @@ async fn three_replicas_share_one_queue_and_a_sigkill_loses_and_doubles_nothing(
         );
     }
 
+    // Every contact ends linked to its customer with its newest update applied.
+    let newest = time::OffsetDateTime::parse(
+        &format!("2026-01-01T00:{:02}:00Z", EVENTS_PER_CONTACT - 1),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let newest_ms = i64::try_from(newest.unix_timestamp_nanos() / 1_000_000).unwrap();
+    for contact in 0..CONTACTS {
+        let link = store.contact("acme", &contact.to_string()).await.unwrap();
+        assert_eq!(
+            (link.customer_id, link.applied_updated_at),
+            (Some(format!("AG-9:CUSTOMER-{contact}")), Some(newest_ms)),
+            "contact {contact}"
+        );
+    }
+
     {
         let seen = upstream.lock().unwrap();
         assert!(
