@@ -35,9 +35,10 @@ use super::{
 const MAX_BATCH: usize = 512;
 /// Webhooks waiting for the writer; beyond this, ingest waits (back-pressure).
 const QUEUE_DEPTH: usize = 4096;
-/// How long a caller waits for a pooled connection before the call fails (and `/readyz`
-/// reports the store as down) instead of hanging while the database is unreachable.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a caller waits for a pooled connection before the call fails instead of
+/// hanging while the database is unreachable: below Shopify's 5 s webhook timeout, so the
+/// provider gets a 503 (and retries) rather than a timeout.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How many due jobs one claim looks at; more than one so that a contact whose advisory
 /// lock another replica holds does not make this claim come back empty.
 const CLAIM_CANDIDATES: i64 = 8;
