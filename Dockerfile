@@ -38,8 +38,12 @@ COPY --from=build --chown=65532:65532 /out/data /data
 ENV BRIDGE_STORE__URL=sqlite:///data/bridge.db
 VOLUME ["/data"]
 USER 65532:65532
-# 8080: public webhooks. 9090: admin (/healthz, /readyz); keep it off the internet.
+# 8080: public webhooks. 9090: admin (/healthz, /readyz, /metrics, /admin); keep it off the internet.
 EXPOSE 8080 9090
+# The image has no shell and no curl: the binary checks its own /readyz (admin address
+# from the config, 0.0.0.0 read as 127.0.0.1) and exits 0 or 1.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["/usr/local/bin/vendasta-bridge", "healthcheck"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/vendasta-bridge"]
 CMD ["serve"]

@@ -58,6 +58,7 @@ async fn bind(address: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
 #[derive(Debug)]
 pub struct App {
     config: Config,
+    wake: Arc<Notify>,
     store: Store,
     worker: Worker,
     health: Health,
@@ -71,28 +72,30 @@ impl App {
             .await
             .context("cannot open store.url")?;
         let routes = Registry::from_config(&config).map_err(anyhow::Error::msg)?;
-        let client =
-            vendasta::Client::new(&config.vendasta).context("cannot set up the Vendasta client")?;
         let wake = Arc::new(Notify::new());
         store.forward_new_work(Arc::clone(&wake));
         // The worker beats at least once a second; allow for a slow store call.
         let health = Health::new(Duration::from_secs(30).max(config.delivery.poll_interval() * 10));
+        let upstream = vendasta::Upstream::new(&config, &health)
+            .context("cannot set up the Vendasta upstream")?;
         let worker = Worker::new(
             &config,
             store.clone(),
             routes.clone(),
-            client,
+            upstream,
             Arc::clone(&wake),
             health.clone(),
-        );
+        )
+        .context("cannot set up the HubSpot client")?;
         let ingest = Arc::new(IngestState {
             routes,
             store: store.clone(),
-            wake,
+            wake: Arc::clone(&wake),
             max_body_bytes: config.server.max_body_bytes,
         });
         Ok(Self {
             config,
+            wake,
             store,
             worker,
             health,
@@ -127,6 +130,8 @@ impl App {
                 admin_router(Arc::new(AdminState {
                     store: self.store.clone(),
                     health: self.health.clone(),
+                    token: self.config.admin.token.clone(),
+                    wake: Arc::clone(&self.wake),
                 })),
             )
             .with_graceful_shutdown(admin_stop.clone().cancelled_owned())
@@ -138,6 +143,11 @@ impl App {
                 .into_future(),
         );
         let worker = tokio::spawn(self.worker.clone().run(shutdown.clone()));
+        let retention = tokio::spawn(crate::retention::run(
+            self.store.clone(),
+            self.config.store.retention(),
+            shutdown.clone(),
+        ));
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
             ingest = %ingest_addr,
@@ -186,6 +196,10 @@ impl App {
         };
         if let Ok(Err(error)) = admin.await {
             tracing::warn!(error = %error, "The admin server failed while stopping.");
+        }
+        // Cancelled with everything else; a batch in progress is short, so wait for it.
+        if retention.await.is_err() {
+            tracing::warn!("The retention task panicked.");
         }
         self.store.close().await;
         tracing::info!("Bridge stopped.");

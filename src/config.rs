@@ -18,6 +18,14 @@ use std::{
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de::DeserializeOwned};
 use toml::{Table, Value};
 
+mod source_keys;
+
+use source_keys::default_timestamp_tolerance_seconds;
+pub use source_keys::{
+    EventAction, FieldsConfig, HmacAlgorithm, MappingConfig, SignatureConfig, SignatureEncoding,
+    SignedContent, check_pointer,
+};
+
 /// The compiled-in defaults; also the documentation of every key.
 pub const DEFAULTS: &str = include_str!("../config/default.toml");
 
@@ -25,7 +33,16 @@ pub const DEFAULTS: &str = include_str!("../config/default.toml");
 const ENV_PREFIX: &str = "BRIDGE_";
 
 /// Source kinds a route may name. One entry per file in `src/sources/`.
-pub const SOURCES: &[&str] = &["shopify"];
+pub const SOURCES: &[&str] = &[
+    "shopify",
+    "hubspot",
+    "square",
+    "woocommerce",
+    "stripe",
+    "standard",
+    "pipedrive",
+    "generic",
+];
 
 /// The whole effective configuration.
 #[derive(Debug, Clone, Serialize)]
@@ -55,6 +72,10 @@ pub struct ServerConfig {
 pub struct AdminConfig {
     /// Address the admin listener binds; keep it off the public network.
     pub listen_address: SocketAddr,
+    /// Bearer token for `/admin/*`; without it the admin API is off (health and metrics
+    /// stay on).
+    #[serde(default)]
+    pub token: Option<Secret>,
 }
 
 /// Log output.
@@ -82,6 +103,9 @@ pub struct StoreConfig {
     pub url: String,
     /// Most connections one replica opens to PostgreSQL; ignored for SQLite.
     pub pool_size: u32,
+    /// Done jobs (payload and dedupe key included) are deleted this many days after they
+    /// finished; at least 7 so dedupe keys outlive providers' retry windows.
+    pub retention_days: u64,
 }
 
 // Hand-written so that `{:?}` of the config can never print a database password.
@@ -90,6 +114,7 @@ impl fmt::Debug for StoreConfig {
         f.debug_struct("StoreConfig")
             .field("url", &crate::store::redact_url(&self.url))
             .field("pool_size", &self.pool_size)
+            .field("retention_days", &self.retention_days)
             .finish()
     }
 }
@@ -99,6 +124,10 @@ fn serialize_redacted_url<S: Serializer>(url: &str, serializer: S) -> Result<S::
 }
 
 impl StoreConfig {
+    pub fn retention(&self) -> Duration {
+        Duration::from_secs(self.retention_days.saturating_mul(86_400))
+    }
+
     fn validate_store(&self, problems: &mut Vec<String>) {
         let url = crate::store::redact_url(&self.url);
         if !self.url.starts_with("sqlite:") && !crate::store::is_postgres_url(&self.url) {
@@ -120,13 +149,66 @@ impl StoreConfig {
 pub struct VendastaConfig {
     /// Collection URL: POST creates, PATCH `{url}/{id}` updates.
     pub customers_url: String,
-    /// Static bearer token.
-    pub token: Secret,
+    /// Static bearer token. Exactly one of `token`, `credentials_file` and
+    /// `credentials_json`; when none is set, `VENDASTA_TOKEN` from the environment is used.
+    #[serde(default)]
+    pub token: Option<Secret>,
+    /// Path of the service-account JSON file exactly as Partner Center downloads it.
+    #[serde(default)]
+    pub credentials_file: Option<String>,
+    /// The same JSON as `credentials_file`, inline (for an environment variable).
+    #[serde(default)]
+    pub credentials_json: Option<Secret>,
+    /// OAuth scopes asked for when minting a service-account token, space-separated.
+    pub scopes: String,
     /// Connect + response budget for one request.
     pub request_timeout_seconds: u64,
     /// Upper bound on requests in flight to Vendasta.
     pub concurrency: usize,
+    /// Which API receives contacts: the (deprecated) customers API or the CRM API.
+    pub api: UpstreamApi,
+    /// CRM API base: contacts are upserted with `PATCH {crm_url}/{AG-…}/contacts`.
+    pub crm_url: String,
+    /// CRM field id → upsert operation, overriding `always_overwrite` for that field.
+    #[serde(default)]
+    pub crm_field_operations: BTreeMap<String, String>,
+    /// Named credentials a route can pick with `routes[].vendasta_credentials`; each table
+    /// takes exactly one of `token`, `credentials_file`, `credentials_json`.
+    #[serde(default)]
+    pub credentials: BTreeMap<String, CredentialConfig>,
 }
+
+/// One way to authenticate to Vendasta: a static token or a service account.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct CredentialConfig {
+    /// Static bearer token.
+    #[serde(default)]
+    pub token: Option<Secret>,
+    /// Path of a Partner Center service-account JSON file.
+    #[serde(default)]
+    pub credentials_file: Option<String>,
+    /// The service-account JSON itself.
+    #[serde(default)]
+    pub credentials_json: Option<Secret>,
+}
+
+/// The Vendasta API contacts are sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamApi {
+    /// `POST/PATCH {customers_url}` (JSON:API; deprecated by Vendasta).
+    Customers,
+    /// `PATCH {crm_url}/{AG-…}/contacts` upserts (application/json).
+    Crm,
+}
+
+/// CRM upsert operations Vendasta accepts (reference/vendasta.md §6).
+pub const CRM_OPERATIONS: &[&str] = &[
+    "always_overwrite",
+    "overwrite_if_empty",
+    "overwrite_if_newer",
+    "combine",
+];
 
 /// Retry policy and worker timing.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -157,17 +239,74 @@ pub struct RouteConfig {
     /// Tags added to every customer from this route.
     #[serde(default, deserialize_with = "one_or_many")]
     pub tags: Vec<String>,
-    /// Shop domain (`X-Shopify-Shop-Domain`) → business location, for one route serving
-    /// several shops; falls back to `business_location`.
+    /// Tenant key → business location, for one route serving several provider accounts
+    /// (Shopify shop domain, Square `merchant_id`, WooCommerce store URL, Stripe Connect
+    /// account, Pipedrive company id, or the generic `mapping.tenant` value); matched
+    /// case-insensitively; falls back to `business_location`. `shop_locations` is the
+    /// older name and still accepted.
+    #[serde(default, alias = "shop_locations")]
+    pub tenant_locations: BTreeMap<String, String>,
+    /// Square: the notification URL exactly as entered in the subscription; Square signs
+    /// it together with the body.
     #[serde(default)]
-    pub shop_locations: BTreeMap<String, String>,
+    pub notification_url: Option<String>,
+    /// Stripe, Standard Webhooks and timestamped generic routes: a signed timestamp older
+    /// or further in the future than this is refused (replay protection).
+    #[serde(default = "default_timestamp_tolerance_seconds")]
+    pub timestamp_tolerance_seconds: u64,
+    /// Generic routes: how the provider signs its requests.
+    #[serde(default)]
+    pub signature: Option<SignatureConfig>,
+    /// Standard Webhooks and generic routes: where the envelope and the contact's fields
+    /// sit in the JSON body (JSON Pointers) and which event types are delivered.
+    #[serde(default)]
+    pub mapping: Option<MappingConfig>,
+    /// Name of a `[vendasta.credentials.<name>]` table to use instead of the default
+    /// `vendasta.token` / `vendasta.credentials_file` (one bridge serving several partners).
+    #[serde(default)]
+    pub vendasta_credentials: Option<String>,
+    /// Shopify `customers/delete`: `ignore` (acknowledge, keep the Vendasta customer) or
+    /// `delete` (delete the linked Vendasta customer).
+    #[serde(default)]
+    pub on_delete: OnDelete,
+    /// HubSpot: the exact public URL HubSpot calls (its v3 signature covers it); the
+    /// bridge cannot know it behind a proxy.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// HubSpot: the private app or OAuth access token used to read contacts
+    /// (scope `crm.objects.contacts.read`).
+    #[serde(default)]
+    pub access_token: Option<Secret>,
+    /// HubSpot: base URL of HubSpot's API.
+    #[serde(default = "default_hubspot_api_base_url")]
+    pub api_base_url: String,
+}
+
+/// What a route does when the provider reports a deleted contact.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDelete {
+    /// Acknowledge and keep the Vendasta customer (the safe default).
+    #[default]
+    Ignore,
+    /// Delete the linked Vendasta customer.
+    Delete,
+}
+
+fn default_hubspot_api_base_url() -> String {
+    "https://api.hubapi.com".into()
 }
 
 impl RouteConfig {
     /// The business location for a webhook from `tenant` (e.g. a shop domain).
     pub fn location_for(&self, tenant: Option<&str>) -> Option<&str> {
         tenant
-            .and_then(|t| self.shop_locations.get(&t.to_ascii_lowercase()))
+            .and_then(|t| {
+                self.tenant_locations
+                    .iter()
+                    .find(|(key, _)| key.eq_ignore_ascii_case(t))
+                    .map(|(_, location)| location)
+            })
             .or(self.business_location.as_ref())
             .map(String::as_str)
     }
@@ -182,6 +321,99 @@ impl ServerConfig {
 impl VendastaConfig {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_seconds)
+    }
+
+    /// The default credential (the `vendasta.token` / `credentials_*` keys).
+    pub fn default_credential(&self) -> CredentialConfig {
+        CredentialConfig {
+            token: self.token.clone(),
+            credentials_file: self.credentials_file.clone(),
+            credentials_json: self.credentials_json.clone(),
+        }
+    }
+
+    /// Checks the auth, API and CRM keys.
+    fn validate_auth(&self, routes: &[RouteConfig], problems: &mut Vec<String>) {
+        let default = self.default_credential();
+        // The default is needed unless every route names its own credential.
+        let default_used = routes.is_empty()
+            || routes
+                .iter()
+                .any(|route| route.vendasta_credentials.is_none());
+        let default_set = default.token.is_some()
+            || default.credentials_file.is_some()
+            || default.credentials_json.is_some();
+        if default_used || default_set {
+            default.validate(
+                "vendasta",
+                " (or set the environment variable VENDASTA_TOKEN)",
+                problems,
+            );
+        }
+        for (name, credential) in &self.credentials {
+            credential.validate(&format!("vendasta.credentials.{name}"), "", problems);
+        }
+        if self.scopes.split_whitespace().next().is_none() {
+            problems.push("vendasta.scopes is empty: list the OAuth scopes to ask for, space-separated, e.g. \"customers\"".into());
+        }
+        if self.api == UpstreamApi::Crm {
+            check_http_url("vendasta.crm_url", &self.crm_url, problems);
+        }
+        for (field, operation) in &self.crm_field_operations {
+            if !CRM_OPERATIONS.contains(&operation.as_str()) {
+                problems.push(format!(
+                    "vendasta.crm_field_operations.{field} is `{operation}`: use one of {}",
+                    CRM_OPERATIONS.join(", ")
+                ));
+            }
+        }
+        for (i, route) in routes.iter().enumerate() {
+            if let Some(name) = &route.vendasta_credentials
+                && !self.credentials.contains_key(name)
+            {
+                problems.push(format!(
+                    "routes[{i}].vendasta_credentials names `{name}`, but there is no [vendasta.credentials.{name}] table: add it or fix the name"
+                ));
+            }
+        }
+    }
+}
+
+impl CredentialConfig {
+    /// Exactly one of the three keys must be set and non-empty.
+    fn validate(&self, key: &str, hint: &str, problems: &mut Vec<String>) {
+        let set: Vec<&str> = [
+            ("token", self.token.as_ref().map(Secret::expose)),
+            ("credentials_file", self.credentials_file.as_deref()),
+            (
+                "credentials_json",
+                self.credentials_json.as_ref().map(Secret::expose),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|_| name))
+        .collect();
+        match set.as_slice() {
+            [] => problems.push(format!(
+                "{key} has no Vendasta credentials: set {key}.token to an API token{hint}, or {key}.credentials_file to the service-account JSON file from Partner Center (or {key}.credentials_json to its content)"
+            )),
+            [one] => {
+                let empty = match *one {
+                    "token" => self.token.as_ref().is_some_and(|t| t.expose().trim().is_empty()),
+                    "credentials_file" => self.credentials_file.as_deref().is_some_and(|f| f.trim().is_empty()),
+                    _ => self.credentials_json.as_ref().is_some_and(|j| j.expose().trim().is_empty()),
+                };
+                if empty {
+                    problems.push(format!(
+                        "{key}.{one} is empty: set it (if it comes from ${{VAR}}, that variable is set but empty)"
+                    ));
+                }
+            }
+            many => problems.push(format!(
+                "{key} sets {}: use exactly one of {key}.token, {key}.credentials_file and {key}.credentials_json",
+                many.iter().map(|name| format!("{key}.{name}")).collect::<Vec<_>>().join(" and ")
+            )),
+        }
     }
 }
 
@@ -320,6 +552,7 @@ impl Config {
             }
         }
         apply_env_overrides(&mut root, env, &mut problems);
+        default_token_from_env(&mut root, env);
         expand_table(&mut root, "", env, &mut problems);
         let config = deserialize_sections(root, &mut problems);
         if let Some(config) = &config {
@@ -331,12 +564,28 @@ impl Config {
         }
     }
 
+    /// Checks the keys that issue 6 (operations) added.
+    fn validate_operations(&self, problems: &mut Vec<String>) {
+        if let Some(token) = &self.admin.token
+            && token.expose().trim().len() < 16
+        {
+            problems.push("admin.token is shorter than 16 characters: use a long random value (e.g. `openssl rand -hex 32`), or remove the key to turn the admin API off".into());
+        }
+        if self.store.retention_days < 7 {
+            problems.push(format!(
+                "store.retention_days is {}: use at least 7, because a done job is also its webhook's dedupe key and providers retry for up to days (Shopify: 48 hours)",
+                self.store.retention_days
+            ));
+        }
+    }
+
     /// The effective config as TOML, secrets shown as `[redacted]`.
     pub fn to_redacted_toml(&self) -> String {
         toml::to_string(self).unwrap_or_else(|error| format!("# cannot render config: {error}\n"))
     }
 
     fn validate(&self, problems: &mut Vec<String>) {
+        self.validate_operations(problems);
         if self.server.max_body_bytes == 0 {
             problems.push(
                 "server.max_body_bytes is 0: set it to the largest body to accept, e.g. 1048576"
@@ -357,9 +606,7 @@ impl Config {
             &self.vendasta.customers_url,
             problems,
         );
-        if self.vendasta.token.expose().trim().is_empty() {
-            problems.push("vendasta.token is empty: set VENDASTA_TOKEN (or BRIDGE_VENDASTA__TOKEN) to your Vendasta API token".into());
-        }
+        self.vendasta.validate_auth(&self.routes, problems);
         if self.vendasta.request_timeout_seconds == 0 {
             problems.push("vendasta.request_timeout_seconds is 0: use at least 1, e.g. 10".into());
         }
@@ -394,6 +641,46 @@ impl Config {
         let mut names = HashSet::new();
         for (i, route) in self.routes.iter().enumerate() {
             route.validate(&format!("routes[{i}]"), &mut names, problems);
+        }
+        self.validate_source_keys(problems);
+        self.validate_hubspot_routes(problems);
+        for (i, route) in self.routes.iter().enumerate() {
+            if route.on_delete == OnDelete::Delete && self.vendasta.api == UpstreamApi::Crm {
+                problems.push(format!(
+                    "routes[{i}].on_delete = \"delete\" needs vendasta.api = \"customers\": the bridge does not delete CRM contacts; set on_delete = \"ignore\""
+                ));
+            }
+        }
+    }
+
+    /// HubSpot routes need the URL HubSpot signs and a token to read contacts with.
+    fn validate_hubspot_routes(&self, problems: &mut Vec<String>) {
+        for (i, route) in self.routes.iter().enumerate() {
+            if route.source != "hubspot" {
+                continue;
+            }
+            let key = format!("routes[{i}]");
+            match &route.public_url {
+                None => problems.push(format!(
+                    "{key}.public_url is missing: HubSpot signs the full URL it calls, so set it to the exact target URL configured in the HubSpot app, e.g. https://bridge.example.com/webhooks/{}",
+                    route.name
+                )),
+                Some(url) => check_http_url(&format!("{key}.public_url"), url, problems),
+            }
+            if route
+                .access_token
+                .as_ref()
+                .is_none_or(|token| token.expose().trim().is_empty())
+            {
+                problems.push(format!(
+                    "{key}.access_token is missing or empty: set it to the HubSpot app's access token with scope crm.objects.contacts.read (webhooks carry only the contact id; the bridge reads the contact with it)"
+                ));
+            }
+            check_http_url(
+                &format!("{key}.api_base_url"),
+                &route.api_base_url,
+                problems,
+            );
         }
     }
 }
@@ -435,17 +722,17 @@ impl RouteConfig {
                 ));
             }
         }
-        if self.business_location.is_none() && self.shop_locations.is_empty() {
+        if self.business_location.is_none() && self.tenant_locations.is_empty() {
             problems.push(format!(
-                "{key} has no business location: set {key}.business_location = \"AG-…\" (or map shops in {key}.shop_locations)"
+                "{key} has no business location: set {key}.business_location = \"AG-…\" (or map tenants in {key}.tenant_locations)"
             ));
         }
         if let Some(location) = &self.business_location {
             check_location(&format!("{key}.business_location"), location, problems);
         }
-        for (shop, location) in &self.shop_locations {
+        for (shop, location) in &self.tenant_locations {
             check_location(
-                &format!("{key}.shop_locations.\"{shop}\""),
+                &format!("{key}.tenant_locations.\"{shop}\""),
                 location,
                 problems,
             );
@@ -502,6 +789,25 @@ fn merge(base: &mut Table, overlay: Table) {
                 base.insert(key, value);
             }
         }
+    }
+}
+
+/// With no `vendasta.token`, `credentials_file` or `credentials_json` anywhere, the
+/// token comes from `VENDASTA_TOKEN`: a token-only deployment needs nothing else, and a
+/// deployment with a credentials file does not need that variable at all.
+fn default_token_from_env(root: &mut Table, env: &BTreeMap<String, String>) {
+    let Some(token) = env.get("VENDASTA_TOKEN") else {
+        return;
+    };
+    let vendasta = root
+        .entry("vendasta")
+        .or_insert_with(|| Value::Table(Table::new()));
+    if let Value::Table(vendasta) = vendasta
+        && !["token", "credentials_file", "credentials_json"]
+            .iter()
+            .any(|key| vendasta.contains_key(*key))
+    {
+        vendasta.insert("token".into(), Value::String(token.clone()));
     }
 }
 
@@ -759,7 +1065,7 @@ mod tests {
         let vars = env(&[("VENDASTA_TOKEN", "tok"), ("SHOPIFY_WEBHOOK_SECRET", "s3")]);
         let config = Config::from_sources(Some(ROUTE), None, &vars).unwrap();
         assert_eq!(config.server.listen_address.port(), 8080);
-        assert_eq!(config.vendasta.token.expose(), "tok");
+        assert_eq!(config.vendasta.token.as_ref().unwrap().expose(), "tok");
         assert_eq!(config.routes[0].secrets[0].expose(), "s3");
         assert_eq!(config.delivery.retry_schedule_seconds.len(), 8);
     }
@@ -780,7 +1086,7 @@ mod tests {
             ("BRIDGE_CONFIG", "ignored.toml"),
         ]);
         let config = Config::from_sources(None, None, &vars).unwrap();
-        assert_eq!(config.vendasta.token.expose(), "123456");
+        assert_eq!(config.vendasta.token.as_ref().unwrap().expose(), "123456");
         assert_eq!(config.vendasta.concurrency, 16);
         let route = &config.routes[0];
         assert_eq!(route.name, "shop");
@@ -827,13 +1133,94 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_token_variable_names_the_key_and_the_variable() {
+    fn no_credentials_at_all_names_the_token_variable_and_the_credentials_file() {
         let error =
             Config::from_sources(Some(ROUTE), None, &env(&[("SHOPIFY_WEBHOOK_SECRET", "s")]))
                 .unwrap_err();
-        assert_eq!(error.problems.len(), 1);
-        assert!(error.problems[0].contains("vendasta.token"));
-        assert!(error.problems[0].contains("VENDASTA_TOKEN is not set"));
+        assert_eq!(error.problems.len(), 1, "{error}");
+        assert!(error.problems[0].contains("vendasta.token"), "{error}");
+        assert!(error.problems[0].contains("VENDASTA_TOKEN"), "{error}");
+        assert!(
+            error.problems[0].contains("vendasta.credentials_file"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_credentials_file_alone_needs_no_token_variable() {
+        let file = format!("[vendasta]\ncredentials_file = \"/secrets/vendasta.json\"\n{ROUTE}");
+        let config =
+            Config::from_sources(Some(&file), None, &env(&[("SHOPIFY_WEBHOOK_SECRET", "s")]))
+                .unwrap();
+        assert!(config.vendasta.token.is_none());
+        assert_eq!(
+            config.vendasta.credentials_file.as_deref(),
+            Some("/secrets/vendasta.json")
+        );
+    }
+
+    #[test]
+    fn the_credentials_json_can_come_whole_from_an_environment_variable() {
+        let json = r#"{"type": "service_account", "private_key": "-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----\n", "assertionHeaderData": {"alg": "RS256"}}"#;
+        let vars = env(&[
+            ("BRIDGE_VENDASTA__CREDENTIALS_JSON", json),
+            ("SHOPIFY_WEBHOOK_SECRET", "s"),
+            ("VENDASTA_TOKEN", "ignored-when-credentials-are-set"),
+        ]);
+        let config = Config::from_sources(Some(ROUTE), None, &vars).unwrap();
+        assert_eq!(config.vendasta.credentials_json.unwrap().expose(), json);
+        assert!(config.vendasta.token.is_none());
+    }
+
+    #[test]
+    fn a_token_and_a_credentials_file_together_are_an_error_naming_both_keys() {
+        let file =
+            format!("[vendasta]\ntoken = \"t\"\ncredentials_file = \"/secrets/v.json\"\n{ROUTE}");
+        let error =
+            Config::from_sources(Some(&file), None, &env(&[("SHOPIFY_WEBHOOK_SECRET", "s")]))
+                .unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.contains("vendasta.token and vendasta.credentials_file"),
+            "{text}"
+        );
+        assert_eq!(error.problems.len(), 1, "{text}");
+    }
+
+    #[test]
+    fn routes_name_existing_credential_tables_and_crm_operations_are_checked() {
+        let file = r#"
+            [vendasta]
+            token = "t"
+            api = "crm"
+            [vendasta.crm_field_operations]
+            standard__email = "sometimes"
+            [vendasta.credentials.partner_b]
+            credentials_json = "{}"
+            [[routes]]
+            name = "a"
+            source = "shopify"
+            secrets = ["s"]
+            business_location = "AG-1"
+            vendasta_credentials = "partner_b"
+            [[routes]]
+            name = "b"
+            source = "shopify"
+            secrets = ["s"]
+            business_location = "AG-1"
+            vendasta_credentials = "partner_c"
+        "#;
+        let error = Config::from_sources(Some(file), None, &env(&[])).unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.contains("vendasta.crm_field_operations.standard__email"),
+            "{text}"
+        );
+        assert!(
+            text.contains("routes[1].vendasta_credentials names `partner_c`"),
+            "{text}"
+        );
+        assert_eq!(error.problems.len(), 2, "{text}");
     }
 
     #[test]

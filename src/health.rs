@@ -1,11 +1,13 @@
 //! Readiness state shared by the worker, the shutdown path and `/readyz`.
 //!
-//! Holds only in-memory signals (the worker's heartbeat, the draining flag) so that
+//! Holds only in-memory signals (the worker's heartbeat, the draining flag, which Vendasta
+//! credentials currently fail to mint a token) so that
 //! `/healthz` can answer with no I/O; the store check is done by the admin handler.
 
 use std::{
+    collections::BTreeMap,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, AtomicI64, Ordering},
     },
     time::{Duration, SystemTime},
@@ -25,6 +27,9 @@ struct Inner {
     heartbeat_ms: AtomicI64,
     /// A heartbeat older than this means the worker loop is stuck or gone.
     stale_after: Duration,
+    /// Vendasta credential name → why minting its token fails; empty when all is well.
+    /// Reported by `/readyz` but never fails readiness (ingest still works).
+    vendasta_auth: Mutex<BTreeMap<String, String>>,
 }
 
 impl Health {
@@ -34,6 +39,7 @@ impl Health {
                 draining: AtomicBool::new(false),
                 heartbeat_ms: AtomicI64::new(to_millis(SystemTime::now())),
                 stale_after,
+                vendasta_auth: Mutex::default(),
             }),
         }
     }
@@ -59,5 +65,28 @@ impl Health {
 
     pub fn is_draining(&self) -> bool {
         self.inner.draining.load(Ordering::Relaxed)
+    }
+
+    /// Records whether credential `name` can mint tokens (`None`: it can).
+    pub fn set_vendasta_auth(&self, name: &str, problem: Option<String>) {
+        // A poisoned lock only means another thread panicked mid-insert; the map is still usable.
+        let mut map = self
+            .inner
+            .vendasta_auth
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match problem {
+            Some(problem) => map.insert(name.to_owned(), problem),
+            None => map.remove(name),
+        };
+    }
+
+    /// Credentials that currently fail to mint a token, with the reason.
+    pub fn vendasta_auth(&self) -> BTreeMap<String, String> {
+        self.inner
+            .vendasta_auth
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 }

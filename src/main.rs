@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use vendasta_bridge::{
     app::{App, Listeners},
+    cli::{self, EXIT_CONFIG, EXIT_RUNTIME},
     config::Config,
     telemetry,
 };
@@ -31,6 +32,38 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Show the whole flow on this machine: a bridge, a Vendasta stand-in, narrated webhooks.
+    Demo,
+    /// Run the Vendasta stand-in alone, to point a staging bridge at.
+    MockVendasta(cli::mock::MockArgs),
+    /// Enqueue existing contacts (Shopify CSV export or JSON lines) as creates.
+    Backfill(cli::backfill::BackfillArgs),
+    /// List, show, replay or delete stored jobs directly in the store (works while the
+    /// server is down).
+    Jobs {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Store URL (e.g. sqlite://data/bridge.db) to use instead of loading the config,
+        /// for when the config itself is what keeps the server down.
+        #[arg(long, value_name = "URL", global = true)]
+        store: Option<String>,
+        #[command(subcommand)]
+        action: cli::jobs::Action,
+    },
+    /// Exit 0 when the bridge's /readyz answers 200, 1 otherwise (for container HEALTHCHECKs).
+    Healthcheck {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Full readiness URL to check instead of the config's admin.listen_address.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
+    /// Mint a Vendasta token from each configured credential and print its subject, scopes
+    /// and expiry (never the token); exit 2 for a config problem, 1 if minting fails.
+    CheckCredentials {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -40,21 +73,25 @@ struct ConfigArg {
         long = "config",
         short = 'c',
         env = "BRIDGE_CONFIG",
-        value_name = "FILE"
+        value_name = "FILE",
+        global = true
     )]
     path: Option<PathBuf>,
 }
 
-/// Exit code for a usage or configuration error.
-const EXIT_CONFIG: u8 = 2;
-/// Exit code for a failure at run time.
-const EXIT_RUNTIME: u8 = 1;
-
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
+    let args = Cli::parse();
+    match args.command {
+        Command::Demo => cli::demo::run(),
+        Command::MockVendasta(args) => cli::mock::run(args),
+        Command::Backfill(args) => cli::backfill::run(args),
+        Command::CheckCredentials { config } => cli::credentials::run(config.path.as_deref()),
         Command::CheckConfig { config } => match Config::load(config.path.as_deref()) {
             Ok(config) => {
+                if let Err(error) = cli::credentials::check_files(&config) {
+                    eprintln!("{error}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
                 print!("{}", config.to_redacted_toml());
                 eprintln!("configuration is valid");
                 ExitCode::SUCCESS
@@ -64,6 +101,30 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_CONFIG)
             }
         },
+        Command::Healthcheck { config, url } => {
+            cli::healthcheck::run(config.path.as_deref(), url.as_deref())
+        }
+        Command::Jobs {
+            config,
+            store: Some(url),
+            action,
+        } if config.path.is_none() => cli::jobs::run(&url, action),
+        Command::Jobs {
+            config,
+            store: None,
+            action,
+        } => match Config::load(config.path.as_deref()) {
+            Ok(config) => cli::jobs::run(&config.store.url, action),
+            Err(error) => {
+                eprint!("vendasta-bridge jobs: {error}");
+                eprintln!("(or pass --store sqlite://PATH to skip the config)");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
+        Command::Jobs { .. } => {
+            eprintln!("vendasta-bridge jobs: give --config or --store, not both");
+            ExitCode::from(EXIT_CONFIG)
+        }
         Command::Serve { config } => {
             let config = match Config::load(config.path.as_deref()) {
                 Ok(config) => config,
@@ -72,6 +133,11 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
+            // A credential file that is missing or holds no usable key is a config error.
+            if let Err(error) = cli::credentials::check_files(&config) {
+                eprintln!("vendasta-bridge: cannot start: {error}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
             telemetry::init(config.log.format);
             match serve(config) {
                 Ok(()) => ExitCode::SUCCESS,

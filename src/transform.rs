@@ -190,7 +190,7 @@ fn looks_like_email(email: &str) -> bool {
 }
 
 /// Contact tags, then route tags: trimmed, blanks dropped, exact duplicates removed.
-fn to_tags(contact_tags: &[String], route_tags: &[String]) -> Vec<String> {
+pub fn to_tags(contact_tags: &[String], route_tags: &[String]) -> Vec<String> {
     let mut seen = HashSet::new();
     contact_tags
         .iter()

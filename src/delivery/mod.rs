@@ -4,6 +4,7 @@
 //! Depends on `store` (jobs), `sources` (payload parsing), `transform` (mapping) and
 //! `vendasta` (the client); nothing depends on it but `app`.
 
+mod actions;
 pub mod retry;
 pub mod worker;
 

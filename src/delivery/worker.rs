@@ -17,10 +17,14 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::retry::{Next, RetryPolicy};
+use super::{
+    actions::{self, Resolved},
+    retry::{Next, RetryPolicy},
+};
 use crate::{
     config::Config,
     health::Health,
+    hubspot,
     sources::{Registry, StoredEvent},
     store::{Finish, Job, Store},
     transform,
@@ -29,6 +33,9 @@ use crate::{
 
 /// How long a worker waits before trying the store again after it failed.
 const STORE_BACKOFF: Duration = Duration::from_secs(1);
+/// Shortest wait of a job whose token could not be minted, so a zero retry step does not
+/// spin on a token endpoint that is down.
+const AUTH_WAIT_FLOOR: Duration = Duration::from_secs(1);
 
 /// What one turn of the worker did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +56,9 @@ pub struct Worker {
 struct Inner {
     store: Store,
     routes: Registry,
-    client: vendasta::Client,
+    upstream: vendasta::Upstream,
+    /// Reads contacts that a webhook only names (HubSpot).
+    hubspot: hubspot::Client,
     policy: RetryPolicy,
     lease: Duration,
     poll: Duration,
@@ -64,10 +73,10 @@ impl Worker {
         config: &Config,
         store: Store,
         routes: Registry,
-        client: vendasta::Client,
+        upstream: vendasta::Upstream,
         wake: Arc<Notify>,
         health: Health,
-    ) -> Self {
+    ) -> Result<Self, vendasta::client::ClientError> {
         let policy = RetryPolicy {
             schedule: config
                 .delivery
@@ -77,11 +86,12 @@ impl Worker {
                 .collect(),
             max_age: config.delivery.max_age(),
         };
-        Self {
+        Ok(Self {
             inner: Arc::new(Inner {
                 store,
                 routes,
-                client,
+                upstream,
+                hubspot: hubspot::Client::new(config.vendasta.request_timeout())?,
                 policy,
                 lease: config.delivery.lease(),
                 poll: config.delivery.poll_interval(),
@@ -89,7 +99,7 @@ impl Worker {
                 wake,
                 health,
             }),
-        }
+        })
     }
 
     /// Runs until `shutdown` is cancelled, then waits for the deliveries in flight.
@@ -183,8 +193,17 @@ impl Worker {
         let outcome = match &finish {
             Finish::Done { outcome, .. } | Finish::Dead { outcome, .. } => *outcome,
             Finish::Retry { .. } => "retry",
+            Finish::Wait { .. } => "waiting",
+            Finish::Defer { .. } => "deferred",
             Finish::Unlink { .. } => "unlinked",
         };
+        crate::metrics::delivery_attempt(
+            &job.route,
+            match &finish {
+                Finish::Dead { .. } => "dead",
+                _ => outcome,
+            },
+        );
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let contact_id = job.contact_id.as_deref().unwrap_or("");
         match &finish {
@@ -193,11 +212,16 @@ impl Worker {
                 customer_id = link.as_deref().unwrap_or(""), attempt = job.attempts,
                 outcome, upstream_called = attempted, latency_ms, "Delivery finished."
             ),
-            Finish::Retry { at, error } => tracing::warn!(
+            Finish::Retry { at, error } | Finish::Wait { at, error } => tracing::warn!(
                 route = %job.route, job_id = %job.id, source_contact_id = contact_id,
                 attempt = job.attempts, outcome, error = %error,
                 retry_in_seconds = at.duration_since(SystemTime::now()).unwrap_or_default().as_secs_f64(),
                 latency_ms, "Delivery failed; will retry."
+            ),
+            Finish::Defer { reason, .. } => tracing::info!(
+                route = %job.route, job_id = %job.id, source_contact_id = contact_id,
+                outcome, reason = %reason, latency_ms,
+                "Delivery deferred until the contact is linked; no attempt counted."
             ),
             Finish::Unlink { error } => tracing::warn!(
                 route = %job.route, job_id = %job.id, source_contact_id = contact_id,
@@ -280,17 +304,34 @@ impl Worker {
             meta: &job.meta,
             body: &job.payload,
         };
-        let parsed = match route.source.parse(&event) {
-            Ok(parsed) => parsed,
+        let action = match route.plan(&event) {
+            Ok(action) => action,
             Err(error) => return (dead("unparseable", error.to_string()), false),
         };
+        let retry = |reason: String, retry_after: Option<Duration>| {
+            self.retry(job, reason, retry_after, now)
+        };
+        let wait = |reason: String| self.wait_for_token(reason, now);
+        let context = actions::Context {
+            store: &self.inner.store,
+            upstream: &self.inner.upstream,
+            hubspot: &self.inner.hubspot,
+            max_age: self.inner.policy.max_age,
+            retry: &retry,
+            wait: &wait,
+        };
+        let parsed = match actions::resolve(&context, job, &route.config, &link, action, now).await
+        {
+            Resolved::Upsert(parsed) => parsed,
+            Resolved::Finished(finish, called) => return (finish, called),
+        };
         let Some(location) = route.config.location_for(parsed.tenant.as_deref()) else {
-            let shop = parsed.tenant.as_deref().unwrap_or("(none)");
+            let tenant = parsed.tenant.as_deref().unwrap_or("(none)");
             return (
                 dead(
                     "no_location",
                     format!(
-                        "no business location for shop `{shop}` on route `{}`: add it to routes.shop_locations or set routes.business_location, then replay the job",
+                        "no business location for tenant `{tenant}` on route `{}`: add it to routes.tenant_locations or set routes.business_location, then replay the job",
                         job.route
                     ),
                 ),
@@ -307,20 +348,17 @@ impl Worker {
                 "Left out phone numbers that are not valid E.164 numbers."
             );
         }
-        let outcome = match &link.customer_id {
-            Some(id) => {
-                self.inner
-                    .client
-                    .update(location, id, &customer.attributes)
-                    .await
-            }
-            None => {
-                self.inner
-                    .client
-                    .create(location, &customer.attributes)
-                    .await
-            }
-        };
+        let outcome = self
+            .inner
+            .upstream
+            .deliver(&vendasta::Delivery {
+                route: &job.route,
+                source_contact_id: job.contact_id.as_deref(),
+                business_location: location,
+                linked_id: link.customer_id.as_deref(),
+                attributes: &customer.attributes,
+            })
+            .await;
         let finish = match outcome {
             Outcome::Created { customer_id } => Finish::Done {
                 outcome: "created",
@@ -369,6 +407,8 @@ impl Worker {
                 retry_after,
             } => self.retry(job, reason, retry_after, now),
             Outcome::Reject { reason } => dead("rejected", reason),
+            Outcome::Unauthorized { reason } => dead("unauthorized", reason),
+            Outcome::AuthUnavailable { reason } => self.wait_for_token(reason, now),
         };
         (finish, true)
     }
@@ -384,10 +424,30 @@ impl Worker {
         match self
             .inner
             .policy
-            .next(job.attempts, retry_after, job.created_at, now, jitter)
+            .next(job.attempts, retry_after, job.age_from(), now, jitter)
         {
             Next::RetryAt(at) => Finish::Retry { at, error: reason },
             Next::GiveUp { reason: why } => dead("gave_up", format!("{why}; last error: {reason}")),
+        }
+    }
+}
+
+impl Worker {
+    /// A job whose token could not be minted waits and is never given up: the credential
+    /// or the token endpoint is at fault, not the job, and nothing was sent. The wait does
+    /// not count as an attempt, so it uses up neither the retry schedule nor, later, the
+    /// job's retries against Vendasta; it repeats every first schedule step.
+    fn wait_for_token(&self, reason: String, now: SystemTime) -> Finish {
+        let step = self
+            .inner
+            .policy
+            .schedule
+            .first()
+            .copied()
+            .unwrap_or_default();
+        Finish::Wait {
+            at: now + step.max(AUTH_WAIT_FLOOR),
+            error: format!("waiting for a vendasta access token: {reason}"),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The admin listener: `GET /healthz` (liveness, no I/O) and `GET /readyz` (readiness).
+//! The admin listener: `GET /healthz` (liveness, no I/O) and `GET /readyz` (readiness);
+//! it also mounts `GET /metrics` ([`super::scrape`]) and the `/admin` API ([`super::admin_api`]).
 //!
 //! Readiness fails (503) only for what stops ingest or delivery on this replica: the
 //! store not answering, the worker loop stuck, or a shutdown in progress. Upstream
@@ -19,7 +20,9 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::{health::Health, store::Store};
+use tokio::sync::Notify;
+
+use crate::{config::Secret, health::Health, store::Store};
 
 /// A store that takes longer than this to answer `SELECT 1` is reported as failing.
 const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -29,12 +32,18 @@ const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct AdminState {
     pub store: Store,
     pub health: Health,
+    /// `admin.token`; `None` turns the `/admin` API off.
+    pub token: Option<Secret>,
+    /// Poked after a replay so the worker starts at once.
+    pub wake: Arc<Notify>,
 }
 
 pub fn admin_router(state: Arc<AdminState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(super::scrape::metrics))
+        .merge(super::admin_api::routes())
         .with_state(state)
 }
 
@@ -60,6 +69,13 @@ async fn readyz(State(state): State<Arc<AdminState>>) -> Response {
     } else {
         json!({ "ok": true })
     };
+    // Reported, never counted: a failing token endpoint leaves ingest working.
+    let failing = state.health.vendasta_auth();
+    let vendasta_auth = if failing.is_empty() {
+        json!({ "ok": true })
+    } else {
+        json!({ "ok": false, "error": failing, "affects_readiness": false })
+    };
     let ready = [&store, &worker, &draining]
         .iter()
         .all(|check| check["ok"] == json!(true));
@@ -70,7 +86,8 @@ async fn readyz(State(state): State<Arc<AdminState>>) -> Response {
     };
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
-        "checks": { "store": store, "worker": worker, "draining": draining },
+        "checks": { "store": store, "worker": worker, "draining": draining,
+                    "vendasta_auth": vendasta_auth },
     });
     (status, Json(body)).into_response()
 }

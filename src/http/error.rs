@@ -10,7 +10,10 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::{sources::SignatureError, store::StoreError};
+use crate::{
+    sources::{PayloadError, SignatureError},
+    store::StoreError,
+};
 
 /// Seconds a provider is asked to wait after a 503.
 const RETRY_AFTER_SECONDS: &str = "5";
@@ -30,6 +33,10 @@ pub enum IngestError {
     /// Return `401 Unauthorized`; nothing is stored.
     #[error(transparent)]
     Signature(#[from] SignatureError),
+    /// Return `400 Bad Request`: a privacy request (Shopify `customers/redact`, …) whose
+    /// payload cannot be read, so nothing could be deleted; the provider retries.
+    #[error(transparent)]
+    Privacy(#[from] PayloadError),
     /// Return `503 Service Unavailable` with `Retry-After`; the provider retries.
     #[error("the store could not commit the webhook: {0}")]
     Store(#[from] StoreError),
@@ -46,6 +53,7 @@ impl IngestError {
             IngestError::TooLarge { .. } => "too_large",
             IngestError::UnreadableBody => "unreadable_body",
             IngestError::Signature(_) => "bad_signature",
+            IngestError::Privacy(_) => "unreadable_privacy_request",
             IngestError::Store(_) | IngestError::StoreTimeout => "store_unavailable",
         }
     }
@@ -54,7 +62,7 @@ impl IngestError {
         match self {
             IngestError::UnknownRoute(_) => StatusCode::NOT_FOUND,
             IngestError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            IngestError::UnreadableBody => StatusCode::BAD_REQUEST,
+            IngestError::UnreadableBody | IngestError::Privacy(_) => StatusCode::BAD_REQUEST,
             IngestError::Signature(_) => StatusCode::UNAUTHORIZED,
             IngestError::Store(_) | IngestError::StoreTimeout => StatusCode::SERVICE_UNAVAILABLE,
         }

@@ -22,9 +22,10 @@ use http_body_util::LengthLimitError;
 use serde_json::json;
 use tokio::sync::Notify;
 
-use super::error::IngestError;
+use super::{error::IngestError, privacy};
 use crate::{
-    sources::{Disposition, Registry},
+    metrics,
+    sources::{Disposition, Envelope, Registry, Verified},
     store::{Enqueued, NewJob, Store},
 };
 
@@ -53,6 +54,10 @@ enum Ack {
     Accepted(String),
     Duplicate(String),
     Ignored(String),
+    /// Several jobs from one request (a batching provider), committed together.
+    Batch(Vec<Enqueued>),
+    /// A privacy request carried out (or logged) before answering.
+    Privacy(&'static str),
 }
 
 async fn receive(
@@ -64,16 +69,19 @@ async fn receive(
     let started = Instant::now();
     let result = handle(&state, &route, &headers, body).await;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    record(&state, &route, &result);
     match result {
         Ok((ack, source, delivery_id, topic)) => {
             let (outcome, body) = match &ack {
                 Ack::Accepted(id) => ("accepted", json!({ "status": "accepted", "id": id })),
                 Ack::Duplicate(id) => ("duplicate", json!({ "status": "duplicate", "id": id })),
                 Ack::Ignored(topic) => ("ignored", json!({ "status": "ignored", "topic": topic })),
+                Ack::Batch(results) => batch_body(results),
+                Ack::Privacy(done) => ("privacy", json!({ "status": done })),
             };
             let job_id = match &ack {
                 Ack::Accepted(id) | Ack::Duplicate(id) => id.as_str(),
-                Ack::Ignored(_) => "",
+                Ack::Ignored(_) | Ack::Batch(_) | Ack::Privacy(_) => "",
             };
             tracing::info!(
                 route = %route, source, delivery_id = %delivery_id, topic = %topic,
@@ -126,7 +134,23 @@ async fn handle(
     })?;
     let source = &route.source;
     let verified = source.verify(headers, bytes, SystemTime::now())?;
-    let envelope = source.envelope(headers, &verified);
+    if let Some(request) = source.privacy(headers, &verified) {
+        let topic = source.envelope(headers, &verified).topic;
+        let done = privacy::carry_out(&state.store, route_name, &topic, request?).await?;
+        return Ok((Ack::Privacy(done), source.kind(), String::new(), topic));
+    }
+    let mut envelopes = source.envelopes(headers, &verified);
+    if envelopes.len() > 1 {
+        return store_batch(state, route_name, source.kind(), envelopes, verified).await;
+    }
+    let Some(envelope) = envelopes.pop() else {
+        return Ok((
+            Ack::Ignored(String::new()),
+            source.kind(),
+            String::new(),
+            String::new(),
+        ));
+    };
     if envelope.disposition == Disposition::Ignore {
         let topic = envelope.topic.clone();
         return Ok((
@@ -157,6 +181,96 @@ async fn handle(
         Enqueued::Duplicate(id) => Ack::Duplicate(id.to_string()),
     };
     Ok((ack, source.kind(), envelope.delivery_id, envelope.topic))
+}
+
+/// Counts the request; an unknown route's name is the sender's choice, so it is not a label.
+fn record(
+    state: &IngestState,
+    route: &str,
+    result: &Result<(Ack, &'static str, String, String), IngestError>,
+) {
+    let (route, source) = match state.routes.get(route) {
+        Some(found) => (route, found.source.kind()),
+        None => (metrics::UNKNOWN_ROUTE, ""),
+    };
+    let outcome = match result {
+        Ok((Ack::Accepted(_), ..)) => "accepted",
+        Ok((Ack::Duplicate(_), ..)) => "duplicate",
+        Ok((Ack::Ignored(_), ..)) => "ignored",
+        Ok((Ack::Batch(results), ..)) => batch_body(results).0,
+        Ok((Ack::Privacy(_), ..)) => "privacy",
+        Err(error) => error.code(),
+    };
+    metrics::webhook_received(route, source, outcome);
+}
+
+/// Stores every deliverable event of a batch in one durable commit: the provider gets its
+/// 200 only when all of them are on disk, and a retry of the batch is all duplicates.
+async fn store_batch(
+    state: &IngestState,
+    route_name: &str,
+    kind: &'static str,
+    envelopes: Vec<Envelope>,
+    verified: Verified,
+) -> Result<(Ack, &'static str, String, String), IngestError> {
+    let topics = envelopes
+        .iter()
+        .map(|e| e.topic.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    let delivery_ids = envelopes
+        .iter()
+        .map(|e| e.delivery_id.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    let payload = verified.into_body();
+    let jobs: Vec<NewJob> = envelopes
+        .into_iter()
+        .filter(|e| e.disposition == Disposition::Deliver)
+        .map(|envelope| NewJob {
+            route: route_name.to_string(),
+            source: kind.to_string(),
+            delivery_id: envelope.delivery_id,
+            topic: envelope.topic,
+            contact_id: envelope.contact_id,
+            contact_updated_at: envelope.updated_at,
+            meta: envelope.meta,
+            // Each job keeps the exact verified body (its meta says which event is its
+            // own), so every stored payload can still be checked against the signature.
+            payload: payload.clone(),
+        })
+        .collect();
+    if jobs.is_empty() {
+        return Ok((Ack::Ignored(topics.clone()), kind, delivery_ids, topics));
+    }
+    let results = tokio::time::timeout(COMMIT_DEADLINE, state.store.enqueue_many(jobs))
+        .await
+        .map_err(|_| IngestError::StoreTimeout)??;
+    if results.iter().any(|r| matches!(r, Enqueued::Accepted(_))) {
+        state.wake.notify_one();
+    }
+    Ok((Ack::Batch(results), kind, delivery_ids, topics))
+}
+
+/// `accepted` with the new job ids when anything new was stored, else `duplicate`.
+fn batch_body(results: &[Enqueued]) -> (&'static str, serde_json::Value) {
+    let mut accepted = Vec::new();
+    let mut duplicates = Vec::new();
+    for result in results {
+        match result {
+            Enqueued::Accepted(id) => accepted.push(id.to_string()),
+            Enqueued::Duplicate(id) => duplicates.push(id.to_string()),
+        }
+    }
+    let status = if accepted.is_empty() {
+        "duplicate"
+    } else {
+        "accepted"
+    };
+    (
+        status,
+        json!({ "status": status, "ids": accepted, "duplicate_ids": duplicates }),
+    )
 }
 
 fn is_length_limit(error: &axum::Error) -> bool {

@@ -7,7 +7,17 @@
 //! becomes a neutral [`Contact`] ([`Source::parse`], run later by the worker so that a
 //! payload the bridge cannot read is parked, never refused). No I/O happens here.
 
+pub mod backfill;
+pub mod generic;
+pub mod hubspot;
+pub mod mapping;
+pub mod pipedrive;
 pub mod shopify;
+pub mod signing;
+pub mod square;
+pub mod standard;
+pub mod stripe;
+pub mod woocommerce;
 
 use std::{collections::BTreeMap, fmt, sync::Arc, time::SystemTime};
 
@@ -59,6 +69,26 @@ pub enum SignatureError {
         header: &'static str,
         provider: &'static str,
     },
+    #[error(
+        "the {header} timestamp is {age_seconds} s old, more than this route's timestamp_tolerance_seconds ({tolerance_seconds}): the request was replayed or delayed; if the clocks disagree, fix this host's time (NTP) or raise routes[].timestamp_tolerance_seconds"
+    )]
+    StaleTimestamp {
+        header: &'static str,
+        age_seconds: u64,
+        tolerance_seconds: u64,
+    },
+    #[error(
+        "the {header} timestamp is {ahead_seconds} s in the future, more than this route's timestamp_tolerance_seconds ({tolerance_seconds}): fix the sender's or this host's clock (NTP)"
+    )]
+    FutureTimestamp {
+        header: &'static str,
+        ahead_seconds: u64,
+        tolerance_seconds: u64,
+    },
+    #[error(
+        "the Authorization header's Basic credentials match none of this route's routes[].secrets `user:password` pairs: give {provider} the same user and password as the route"
+    )]
+    BadCredentials { provider: &'static str },
 }
 
 impl SignatureError {
@@ -68,6 +98,9 @@ impl SignatureError {
             SignatureError::MissingHeader { .. } => "missing_signature",
             SignatureError::Malformed { .. } => "malformed_signature",
             SignatureError::Mismatch { .. } => "signature_mismatch",
+            SignatureError::StaleTimestamp { .. } => "stale_timestamp",
+            SignatureError::FutureTimestamp { .. } => "future_timestamp",
+            SignatureError::BadCredentials { .. } => "bad_credentials",
         }
     }
 }
@@ -116,6 +149,60 @@ pub struct ParsedEvent {
     pub tenant: Option<String>,
 }
 
+/// What the worker does with a stored event ([`Source::plan`]).
+// One value per job, moved once: boxing the contact would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Create the contact, or update it when it is linked.
+    Upsert(ParsedEvent),
+    /// The payload only names the contact: fetch it from the provider's API (the worker
+    /// does the I/O), then create or update it.
+    Fetch {
+        contact_id: String,
+        tenant: Option<String>,
+    },
+    /// Change some attributes of a linked contact and leave the rest alone; an unlinked
+    /// contact waits in the queue until its create lands.
+    Partial {
+        change: PartialChange,
+        tenant: Option<String>,
+    },
+    /// The contact was deleted at the provider: delete the linked customer upstream.
+    Delete { tenant: Option<String> },
+}
+
+/// The attribute a partial update touches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartialChange {
+    /// Tags added to the contact (only the added ones; the worker merges).
+    TagsAdded(Vec<String>),
+    /// Tags removed from the contact.
+    TagsRemoved(Vec<String>),
+    /// Marketing consent; `None` when the event states no consent either way.
+    Consent(Option<bool>),
+}
+
+/// A privacy request a provider requires the bridge to carry out before it answers
+/// (Shopify's mandatory compliance webhooks). Handled at ingest, never queued: its
+/// payload holds the very personal data it asks to erase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrivacyRequest {
+    /// Delete every stored payload and link of these contacts.
+    RedactContacts {
+        tenant: Option<String>,
+        contact_ids: Vec<String>,
+    },
+    /// Delete every stored payload and link of one tenant (a shop).
+    RedactTenant { tenant: String },
+    /// The merchant asked for a customer's data: logged (ids only) and acknowledged.
+    DataRequest {
+        tenant: Option<String>,
+        contact_ids: Vec<String>,
+        request_id: Option<String>,
+    },
+}
+
 /// Why a stored payload cannot be turned into a contact. Messages never quote payload
 /// values (they may be emails or phone numbers).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -133,6 +220,10 @@ pub enum PayloadError {
     NoTopic { header: &'static str },
     #[error("topic `{0}` carries no contact the bridge can deliver")]
     UnsupportedTopic(String),
+    #[error(
+        "the privacy request of topic `{topic}` cannot be read ({detail}); nothing was deleted, so the provider should retry after a fix"
+    )]
+    Privacy { topic: String, detail: String },
 }
 
 impl PayloadError {
@@ -166,12 +257,55 @@ pub trait Source: Send + Sync + fmt::Debug {
     fn envelope(&self, headers: &HeaderMap, body: &Verified) -> Envelope;
     /// Turns a stored payload into a contact.
     fn parse(&self, event: &StoredEvent<'_>) -> Result<ParsedEvent, PayloadError>;
+    /// Reads every event of a verified request, one job each. Most providers send one
+    /// event per request; batching providers (HubSpot) override this, and ingest stores
+    /// all of a request's jobs in one durable commit.
+    fn envelopes(&self, headers: &HeaderMap, body: &Verified) -> Vec<Envelope> {
+        vec![self.envelope(headers, body)]
+    }
+    /// Decides what the worker does with a stored event. Most sources carry the whole
+    /// contact, so the default parses it for a create-or-update.
+    fn plan(&self, event: &StoredEvent<'_>) -> Result<Action, PayloadError> {
+        self.parse(event).map(Action::Upsert)
+    }
+    /// A privacy request to carry out at ingest, before answering. `None` for ordinary
+    /// events (the default).
+    fn privacy(
+        &self,
+        _headers: &HeaderMap,
+        _body: &Verified,
+    ) -> Option<Result<PrivacyRequest, PayloadError>> {
+        None
+    }
 }
 
-/// Builds the source a route names. Config validation has already checked the name.
+/// Builds the source a route names. Config validation has already checked the name and
+/// the keys each source needs; `None` means one of them is missing.
 pub fn build(route: &RouteConfig) -> Option<Arc<dyn Source>> {
     match route.source.as_str() {
-        "shopify" => Some(Arc::new(shopify::Shopify::new(&route.secrets))),
+        "shopify" => Some(Arc::new(shopify::Shopify::from_route(route))),
+        "hubspot" => Some(Arc::new(hubspot::HubSpot::from_route(route))),
+        "square" => Some(Arc::new(square::Square::new(
+            &route.secrets,
+            route.notification_url.as_deref()?,
+        ))),
+        "woocommerce" => Some(Arc::new(woocommerce::WooCommerce::new(&route.secrets))),
+        "stripe" => Some(Arc::new(stripe::Stripe::new(
+            &route.secrets,
+            route.timestamp_tolerance_seconds,
+        ))),
+        "standard" => Some(Arc::new(standard::Standard::new(
+            &route.secrets,
+            route.timestamp_tolerance_seconds,
+            route.mapping.clone()?,
+        ))),
+        "pipedrive" => Some(Arc::new(pipedrive::Pipedrive::new(&route.secrets))),
+        "generic" => Some(Arc::new(generic::Generic::new(
+            &route.secrets,
+            route.timestamp_tolerance_seconds,
+            route.signature.clone()?,
+            route.mapping.clone()?,
+        ))),
         _ => None,
     }
 }
@@ -181,6 +315,19 @@ pub fn build(route: &RouteConfig) -> Option<Arc<dyn Source>> {
 pub struct Route {
     pub config: RouteConfig,
     pub source: Arc<dyn Source>,
+}
+
+impl Route {
+    /// Decides what the worker does with a stored job: backfilled jobs carry the bridge's
+    /// own record (see [`backfill`]) and are always a create-or-update; everything else is
+    /// planned by the route's provider.
+    pub fn plan(&self, event: &StoredEvent<'_>) -> Result<Action, PayloadError> {
+        if event.topic == backfill::TOPIC {
+            backfill::parse(event).map(Action::Upsert)
+        } else {
+            self.source.plan(event)
+        }
+    }
 }
 
 /// Every configured route by name; shared by ingest and the worker.
@@ -197,7 +344,7 @@ impl Registry {
         for route in &config.routes {
             let source = build(route).ok_or_else(|| {
                 format!(
-                    "routes: `{}` names unknown source `{}`",
+                    "routes: `{}` names unknown source `{}` or lacks a key it needs (run check-config)",
                     route.name, route.source
                 )
             })?;

@@ -7,33 +7,44 @@
 //! 2025-01 the customer payload carries no tags and no marketing consent, while older
 //! versions do (`tags` as a comma-separated string, `accepts_marketing`,
 //! `email_marketing_consent`), and both shapes are read.
+//!
+//! Since 2025-01 tags and consent arrive as their own topics, read here as partial
+//! updates (`customer.tags_added`, `customer.tags_removed`,
+//! `customers/email_marketing_consent/update`, `customers/marketing_consent/update`),
+//! whose GraphQL ids (`gid://shopify/Customer/1`) are reduced to the REST id (`1`) so they
+//! reach the same contact. The mandatory privacy topics (`customers/redact`, `shop/redact`,
+//! `customers/data_request`) become [`PrivacyRequest`]s carried out at ingest, and
+//! `customers/delete` is delivered only when the route's `on_delete` is `delete`. Headers
+//! come as `X-Shopify-*` (webhooks) or un-prefixed `shopify-*` (the newer Events delivery).
 
 use std::{collections::BTreeMap, time::SystemTime};
 
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use bytes::Bytes;
-use hmac::{Hmac, Mac};
 use http::HeaderMap;
 use serde::Deserialize;
-use sha2::Sha256;
+
+use serde_json::Value;
 
 use super::{
-    Disposition, Envelope, ParsedEvent, PayloadError, SignatureError, Source, StoredEvent,
-    Verified, body_digest_id, header, rfc3339_millis,
+    Action, Disposition, Envelope, ParsedEvent, PartialChange, PayloadError, PrivacyRequest,
+    SignatureError, Source, StoredEvent, Verified, body_digest_id, header, rfc3339_millis,
+    signing::{HmacAlgorithm, any_matches},
 };
 use crate::{
-    config::Secret,
+    config::{OnDelete, RouteConfig, Secret},
     contact::{Contact, Phone, PostalAddress},
 };
 
 const PROVIDER: &str = "Shopify";
-const HMAC_HEADER: &str = "x-shopify-hmac-sha256";
-const TOPIC_HEADER: &str = "x-shopify-topic";
-const WEBHOOK_ID_HEADER: &str = "x-shopify-webhook-id";
-const EVENT_ID_HEADER: &str = "x-shopify-event-id";
-const SHOP_HEADER: &str = "x-shopify-shop-domain";
-const API_VERSION_HEADER: &str = "x-shopify-api-version";
-const TRIGGERED_AT_HEADER: &str = "x-shopify-triggered-at";
+/// Header names after the `x-shopify-` (webhooks) or `shopify-` (Events) prefix.
+const HMAC_HEADER: &str = "hmac-sha256";
+const TOPIC_HEADER: &str = "topic";
+const WEBHOOK_ID_HEADER: &str = "webhook-id";
+const EVENT_ID_HEADER: &str = "event-id";
+const SHOP_HEADER: &str = "shop-domain";
+const API_VERSION_HEADER: &str = "api-version";
+const TRIGGERED_AT_HEADER: &str = "triggered-at";
 
 /// Meta keys stored with a job.
 const META_TOPIC: &str = "topic";
@@ -43,19 +54,44 @@ const META_TRIGGERED_AT: &str = "triggered_at";
 
 /// Topics whose payload is a full customer.
 const CUSTOMER_TOPICS: &[&str] = &["customers/create", "customers/update"];
+const TAGS_ADDED: &str = "customer.tags_added";
+const TAGS_REMOVED: &str = "customer.tags_removed";
+const EMAIL_CONSENT: &str = "customers/email_marketing_consent/update";
+const SMS_CONSENT: &str = "customers/marketing_consent/update";
+/// Topics that change one attribute of an existing customer.
+const PARTIAL_TOPICS: &[&str] = &[TAGS_ADDED, TAGS_REMOVED, EMAIL_CONSENT, SMS_CONSENT];
+const DELETE_TOPIC: &str = "customers/delete";
+const REDACT_CUSTOMER: &str = "customers/redact";
+const REDACT_SHOP: &str = "shop/redact";
+const DATA_REQUEST: &str = "customers/data_request";
 
 /// A Shopify route's verifier and parser.
 #[derive(Debug)]
 pub struct Shopify {
     secrets: Vec<Secret>,
+    on_delete: OnDelete,
 }
 
 impl Shopify {
     pub fn new(secrets: &[Secret]) -> Self {
         Self {
             secrets: secrets.to_vec(),
+            on_delete: OnDelete::Ignore,
         }
     }
+
+    pub fn from_route(route: &RouteConfig) -> Self {
+        Self {
+            secrets: route.secrets.to_vec(),
+            on_delete: route.on_delete,
+        }
+    }
+}
+
+/// A Shopify header under either prefix (`X-Shopify-Topic` or `shopify-topic`).
+fn shopify_header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    header(headers, &format!("x-shopify-{name}"))
+        .or_else(|| header(headers, &format!("shopify-{name}")))
 }
 
 impl Source for Shopify {
@@ -69,7 +105,7 @@ impl Source for Shopify {
         body: Bytes,
         _now: SystemTime,
     ) -> Result<Verified, SignatureError> {
-        let given = header(headers, HMAC_HEADER).ok_or(SignatureError::MissingHeader {
+        let given = shopify_header(headers, HMAC_HEADER).ok_or(SignatureError::MissingHeader {
             header: "X-Shopify-Hmac-Sha256",
             provider: PROVIDER,
         })?;
@@ -80,16 +116,8 @@ impl Source for Shopify {
                 encoding: "base64",
                 provider: PROVIDER,
             })?;
-        // Every secret is tried (no early exit on length or prefix); `verify_slice`
-        // compares in constant time.
-        let matched = self.secrets.iter().fold(false, |matched, secret| {
-            let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()) else {
-                return matched;
-            };
-            mac.update(&body);
-            mac.verify_slice(&given).is_ok() | matched
-        });
-        if matched {
+        let keys: Vec<&[u8]> = self.secrets.iter().map(|s| s.expose().as_bytes()).collect();
+        if any_matches(HmacAlgorithm::Sha256, &keys, &[&body], &[given]) {
             Ok(Verified(body))
         } else {
             Err(SignatureError::Mismatch {
@@ -100,19 +128,23 @@ impl Source for Shopify {
     }
 
     fn envelope(&self, headers: &HeaderMap, body: &Verified) -> Envelope {
-        let topic = header(headers, TOPIC_HEADER)
+        let topic = shopify_header(headers, TOPIC_HEADER)
             .unwrap_or_default()
             .to_string();
         // A missing topic is still delivered, so the worker parks it with a reason
         // rather than the bridge silently dropping a signed webhook.
-        let disposition = if topic.is_empty() || CUSTOMER_TOPICS.contains(&topic.as_str()) {
+        let deliver = topic.is_empty()
+            || CUSTOMER_TOPICS.contains(&topic.as_str())
+            || PARTIAL_TOPICS.contains(&topic.as_str())
+            || (topic == DELETE_TOPIC && self.on_delete == OnDelete::Delete);
+        let disposition = if deliver {
             Disposition::Deliver
         } else {
             Disposition::Ignore
         };
         let delivery_id = match (
-            header(headers, WEBHOOK_ID_HEADER),
-            header(headers, EVENT_ID_HEADER),
+            shopify_header(headers, WEBHOOK_ID_HEADER),
+            shopify_header(headers, EVENT_ID_HEADER),
         ) {
             (Some(id), _) => id.to_string(),
             // Event-Id is shared by every topic of one merchant action: scope it.
@@ -126,25 +158,119 @@ impl Source for Shopify {
             (API_VERSION_HEADER, META_API_VERSION),
             (TRIGGERED_AT_HEADER, META_TRIGGERED_AT),
         ] {
-            if let Some(value) = header(headers, name) {
+            if let Some(value) = shopify_header(headers, name) {
                 meta.insert(key.to_string(), value.to_string());
             }
         }
-        let head = serde_json::from_slice::<Head>(body.body()).ok();
+        let head = serde_json::from_slice::<Value>(body.body()).ok();
+        let contact_id = head.as_ref().and_then(customer_id);
+        // Partial updates and deletes carry no `updated_at` of the whole customer, so
+        // they are never skipped as stale and never move the contact's clock.
+        let updated_at = if CUSTOMER_TOPICS.contains(&topic.as_str()) {
+            head.as_ref()
+                .and_then(|h| h.get("updated_at"))
+                .and_then(Value::as_str)
+                .and_then(rfc3339_millis)
+        } else {
+            None
+        };
         Envelope {
             topic,
             disposition,
             delivery_id,
-            contact_id: head
-                .as_ref()
-                .and_then(|h| h.id.as_ref())
-                .map(ShopifyId::to_text),
-            updated_at: head
-                .as_ref()
-                .and_then(|h| h.updated_at.as_deref())
-                .and_then(rfc3339_millis),
+            contact_id,
+            updated_at,
             meta,
         }
+    }
+
+    fn plan(&self, event: &StoredEvent<'_>) -> Result<Action, PayloadError> {
+        let tenant = event
+            .meta
+            .get(META_SHOP)
+            .map(|shop| shop.to_ascii_lowercase());
+        if !PARTIAL_TOPICS.contains(&event.topic) && event.topic != DELETE_TOPIC {
+            return self.parse(event).map(Action::Upsert);
+        }
+        let body: Value = serde_json::from_slice(event.body)
+            .map_err(|error| PayloadError::from_json(&error, PROVIDER))?;
+        if customer_id(&body).is_none() {
+            return Err(PayloadError::Shape {
+                provider: PROVIDER,
+                detail: "no customer id (`id`, `customer_id` or `customerId`)".into(),
+            });
+        }
+        let change = match event.topic {
+            DELETE_TOPIC => return Ok(Action::Delete { tenant }),
+            TAGS_ADDED | TAGS_REMOVED => {
+                let tags: Vec<String> = body
+                    .get("tags")
+                    .and_then(Value::as_array)
+                    .ok_or(PayloadError::Shape {
+                        provider: PROVIDER,
+                        detail: "`tags` is not a list".into(),
+                    })?
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect();
+                if event.topic == TAGS_ADDED {
+                    PartialChange::TagsAdded(tags)
+                } else {
+                    PartialChange::TagsRemoved(tags)
+                }
+            }
+            EMAIL_CONSENT => {
+                PartialChange::Consent(consent_state(&body, "email_marketing_consent"))
+            }
+            _ => PartialChange::Consent(consent_state(&body, "sms_marketing_consent")),
+        };
+        Ok(Action::Partial { change, tenant })
+    }
+
+    fn privacy(
+        &self,
+        headers: &HeaderMap,
+        body: &Verified,
+    ) -> Option<Result<PrivacyRequest, PayloadError>> {
+        let topic = shopify_header(headers, TOPIC_HEADER)?;
+        if ![REDACT_CUSTOMER, REDACT_SHOP, DATA_REQUEST].contains(&topic) {
+            return None;
+        }
+        let unreadable = |detail: &str| PayloadError::Privacy {
+            topic: topic.to_string(),
+            detail: detail.to_string(),
+        };
+        let Ok(payload) = serde_json::from_slice::<Value>(body.body()) else {
+            return Some(Err(unreadable("the body is not JSON")));
+        };
+        let tenant = payload
+            .get("shop_domain")
+            .and_then(Value::as_str)
+            .map(str::to_ascii_lowercase)
+            .or_else(|| shopify_header(headers, SHOP_HEADER).map(str::to_ascii_lowercase));
+        let customer = payload.get("customer").and_then(customer_id);
+        Some(match topic {
+            REDACT_SHOP => match tenant {
+                Some(tenant) => Ok(PrivacyRequest::RedactTenant { tenant }),
+                None => Err(unreadable("no `shop_domain`")),
+            },
+            REDACT_CUSTOMER => match customer {
+                Some(id) => Ok(PrivacyRequest::RedactContacts {
+                    tenant,
+                    contact_ids: vec![id],
+                }),
+                None => Err(unreadable("no `customer.id`")),
+            },
+            _ => Ok(PrivacyRequest::DataRequest {
+                tenant,
+                contact_ids: customer.into_iter().collect(),
+                request_id: payload
+                    .get("data_request")
+                    .and_then(|r| r.get("id"))
+                    .map(id_text),
+            }),
+        })
     }
 
     fn parse(&self, event: &StoredEvent<'_>) -> Result<ParsedEvent, PayloadError> {
@@ -174,34 +300,39 @@ impl Source for Shopify {
     }
 }
 
-/// The two fields ingest needs, read without building the whole customer.
-#[derive(Deserialize)]
-struct Head {
-    id: Option<ShopifyId>,
-    updated_at: Option<String>,
+/// The customer id of any customer topic: `id` (REST customers, `customers/delete`,
+/// SMS consent), `customer_id` (email consent) or `customerId` (tags events, a GraphQL id
+/// such as `gid://shopify/Customer/1`, reduced to `1`). Numbers keep every digit.
+fn customer_id(body: &Value) -> Option<String> {
+    let value = ["id", "customer_id", "customerId"]
+        .iter()
+        .find_map(|key| body.get(key).filter(|v| !v.is_null()))?;
+    let text = id_text(value);
+    let id = match text.strip_prefix("gid://shopify/Customer/") {
+        Some(rest) => rest.split('?').next().unwrap_or(rest).to_string(),
+        None => text,
+    };
+    (!id.is_empty()).then_some(id)
 }
 
-/// Shopify ids are JSON integers above 2^53 (or strings in some payloads).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-enum ShopifyId {
-    Number(u64),
-    Text(String),
-}
-
-impl ShopifyId {
-    fn to_text(&self) -> String {
-        match self {
-            ShopifyId::Number(n) => n.to_string(),
-            ShopifyId::Text(text) => text.clone(),
-        }
+fn id_text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
     }
+}
+
+/// `subscribed` → yes, any other stated state → no, no state → the event says nothing.
+fn consent_state(body: &Value, key: &str) -> Option<bool> {
+    let state = body.get(key)?.get("state")?.as_str()?;
+    Some(state == "subscribed")
 }
 
 /// The REST customer as `customers/create|update` sends it (every API version).
 #[derive(Debug, Deserialize)]
 struct Customer {
-    id: Option<ShopifyId>,
+    /// Only checked for presence; ingest already read it exactly (ids exceed 2^53).
+    id: Option<Value>,
     first_name: Option<String>,
     last_name: Option<String>,
     email: Option<String>,
@@ -342,7 +473,10 @@ mod tests {
     #[test]
     fn the_published_shopify_vector_verifies() {
         let body = Bytes::from_static(br#"{"foo": "bar"}"#);
-        let h = headers(&[(HMAC_HEADER, "B23tXN681gZ0qIWNRrgtzBE9XSDo5yaUu6wfmhu3a7g=")]);
+        let h = headers(&[(
+            "x-shopify-hmac-sha256",
+            "B23tXN681gZ0qIWNRrgtzBE9XSDo5yaUu6wfmhu3a7g=",
+        )]);
         assert!(
             shopify(&["test_secret_key"])
                 .verify(&h, body, SystemTime::now())
@@ -353,7 +487,10 @@ mod tests {
     #[test]
     fn the_customer_fixture_vector_verifies_with_either_of_two_secrets() {
         let body = Bytes::from(fixture("shopify-customers-create.json"));
-        let h = headers(&[(HMAC_HEADER, "87MzYX5UVtGJjQjELNysjVHs/an56q0sQU9+OJpQpNU=")]);
+        let h = headers(&[(
+            "x-shopify-hmac-sha256",
+            "87MzYX5UVtGJjQjELNysjVHs/an56q0sQU9+OJpQpNU=",
+        )]);
         let source = shopify(&["old-secret", "test_secret_key"]);
         assert!(source.verify(&h, body, SystemTime::now()).is_ok());
     }
@@ -389,7 +526,7 @@ mod tests {
         ];
         for (body, secrets, signature, code) in cases {
             let h = match signature {
-                Some(sig) => headers(&[(HMAC_HEADER, sig)]),
+                Some(sig) => headers(&[("x-shopify-hmac-sha256", sig)]),
                 None => HeaderMap::new(),
             };
             let error = shopify(secrets)
@@ -405,9 +542,9 @@ mod tests {
         let body = fixture("shopify-customers-create.json");
         let verified = Verified(Bytes::from(body));
         let h = headers(&[
-            (TOPIC_HEADER, "customers/create"),
-            (WEBHOOK_ID_HEADER, "wh-1"),
-            (SHOP_HEADER, "acme.myshopify.com"),
+            ("x-shopify-topic", "customers/create"),
+            ("x-shopify-webhook-id", "wh-1"),
+            ("x-shopify-shop-domain", "acme.myshopify.com"),
         ]);
         let envelope = shopify(&["k"]).envelope(&h, &verified);
         assert_eq!(envelope.contact_id.as_deref(), Some("706405506930370084"));
@@ -423,7 +560,10 @@ mod tests {
     #[test]
     fn other_topics_are_ignored_and_missing_ids_fall_back() {
         let verified = Verified(Bytes::from_static(b"not json"));
-        let h = headers(&[(TOPIC_HEADER, "products/create"), (EVENT_ID_HEADER, "e1")]);
+        let h = headers(&[
+            ("x-shopify-topic", "products/create"),
+            ("x-shopify-event-id", "e1"),
+        ]);
         let envelope = shopify(&["k"]).envelope(&h, &verified);
         assert_eq!(envelope.disposition, Disposition::Ignore);
         assert_eq!(envelope.delivery_id, "event:e1:products/create");
@@ -498,5 +638,104 @@ mod tests {
             parse("", b"{}", None).unwrap_err(),
             PayloadError::NoTopic { .. }
         ));
+    }
+
+    #[test]
+    fn partial_topics_reach_the_rest_contact_id_and_carry_no_updated_at() {
+        let cases = [
+            (
+                "customer.tags_added",
+                "shopify-customer.tags_added.json",
+                "1",
+            ),
+            (
+                "customers/email_marketing_consent/update",
+                "shopify-customers_email_marketing_consent-update.json",
+                "706405506930370084",
+            ),
+            (
+                "customers/marketing_consent/update",
+                "shopify-customers_marketing_consent-update.json",
+                "706405506930370084",
+            ),
+        ];
+        for (topic, file, id) in cases {
+            let verified = Verified(Bytes::from(fixture(file)));
+            let h = headers(&[("shopify-topic", topic), ("shopify-webhook-id", "w")]);
+            let envelope = shopify(&["k"]).envelope(&h, &verified);
+            assert_eq!(envelope.contact_id.as_deref(), Some(id), "{topic}");
+            assert_eq!(envelope.disposition, Disposition::Deliver, "{topic}");
+            assert_eq!(envelope.updated_at, None, "{topic}");
+        }
+    }
+
+    #[test]
+    fn plans_read_tags_consent_and_deletes() {
+        let plan = |topic: &str, body: &[u8]| {
+            shopify(&["k"])
+                .plan(&StoredEvent {
+                    topic,
+                    meta: &BTreeMap::new(),
+                    body,
+                })
+                .unwrap()
+        };
+        assert_eq!(
+            plan(
+                "customer.tags_added",
+                &fixture("shopify-customer.tags_added.json")
+            ),
+            Action::Partial {
+                change: PartialChange::TagsAdded(vec!["tag1".into(), "tag2".into()]),
+                tenant: None
+            }
+        );
+        assert_eq!(
+            plan(
+                "customers/email_marketing_consent/update",
+                &fixture("shopify-customers_email_marketing_consent-update.json")
+            ),
+            Action::Partial {
+                change: PartialChange::Consent(Some(false)),
+                tenant: None
+            }
+        );
+        assert_eq!(
+            plan("customers/delete", br#"{"id": 5}"#),
+            Action::Delete { tenant: None }
+        );
+    }
+
+    #[test]
+    fn privacy_topics_become_requests_and_other_topics_do_not() {
+        let body = Verified(Bytes::from_static(
+            br#"{"shop_domain":"Acme.myshopify.com","customer":{"id":706405506930370084,"email":"x@y.z"},"data_request":{"id":9}}"#,
+        ));
+        let request =
+            |topic: &str| shopify(&["k"]).privacy(&headers(&[("x-shopify-topic", topic)]), &body);
+        assert_eq!(
+            request("customers/redact"),
+            Some(Ok(PrivacyRequest::RedactContacts {
+                tenant: Some("acme.myshopify.com".into()),
+                contact_ids: vec!["706405506930370084".into()]
+            }))
+        );
+        assert_eq!(
+            request("shop/redact"),
+            Some(Ok(PrivacyRequest::RedactTenant {
+                tenant: "acme.myshopify.com".into()
+            }))
+        );
+        assert!(matches!(
+            request("customers/data_request"),
+            Some(Ok(PrivacyRequest::DataRequest { request_id: Some(ref id), .. })) if id == "9"
+        ));
+        assert_eq!(request("customers/update"), None);
+        let empty = Verified(Bytes::from_static(b"{}"));
+        let error = shopify(&["k"])
+            .privacy(&headers(&[("x-shopify-topic", "customers/redact")]), &empty)
+            .unwrap()
+            .unwrap_err();
+        assert!(error.to_string().contains("customer.id"), "{error}");
     }
 }

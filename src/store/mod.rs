@@ -64,6 +64,14 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// Every state, for gauges and help texts.
+    pub const ALL: [JobState; 4] = [
+        JobState::Pending,
+        JobState::InFlight,
+        JobState::Done,
+        JobState::Dead,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             JobState::Pending => "pending",
@@ -71,6 +79,11 @@ impl JobState {
             JobState::Done => "done",
             JobState::Dead => "dead",
         }
+    }
+
+    /// Reads a state name as operators type it (`pending`, `in_flight`, `done`, `dead`).
+    pub fn from_name(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|state| state.as_str() == text)
     }
 
     fn parse(text: &str) -> Result<Self, StoreError> {
@@ -105,6 +118,37 @@ pub struct Job {
     pub customer_id: Option<String>,
     pub last_error: Option<String>,
     pub created_at: SystemTime,
+    /// When an operator last replayed the job; `delivery.max_age_hours` counts from here
+    /// when set, so a replayed job gets a fresh age window.
+    pub replayed_at: Option<SystemTime>,
+}
+
+impl Job {
+    /// The instant `delivery.max_age_hours` is measured from.
+    pub fn age_from(&self) -> SystemTime {
+        self.replayed_at.unwrap_or(self.created_at)
+    }
+}
+
+/// Which jobs an operator means (admin API, CLI). Every field narrows the set.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub state: Option<JobState>,
+    pub route: Option<String>,
+    /// Only jobs that arrived at or after this instant.
+    pub since: Option<SystemTime>,
+}
+
+/// What an operator's change to one job (`replay`, `delete_job`) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobChange {
+    /// Done: the job was replayed (pending, due now, fresh retry schedule and age
+    /// window) or deleted.
+    Applied,
+    /// No job has that id.
+    NotFound,
+    /// A worker holds the job right now; nothing changed. Try again after that attempt.
+    InFlight,
 }
 
 /// What the bridge remembers about one source contact.
@@ -114,6 +158,8 @@ pub struct ContactLink {
     pub customer_id: Option<String>,
     /// The newest payload `updated_at` (Unix ms) applied upstream.
     pub applied_updated_at: Option<i64>,
+    /// The contact's tags as last known from the provider; `None` if never seen.
+    pub source_tags: Option<Vec<String>>,
 }
 
 /// How a claimed job ends (or is put back).
@@ -129,6 +175,13 @@ pub enum Finish {
     },
     /// Try again at `at`.
     Retry { at: SystemTime, error: String },
+    /// Try again at `at` without counting this attempt: nothing was sent (no Vendasta
+    /// token could be had), so the wait must not use up the job's retry schedule.
+    Wait { at: SystemTime, error: String },
+    /// Not deliverable yet (a partial update of a contact that is not linked): try again
+    /// at `at`, or as soon as the contact gets linked, without counting an attempt and
+    /// without holding later jobs of the contact back.
+    Defer { at: SystemTime, reason: String },
     /// The linked customer is gone upstream: forget the link and retry at once as a create.
     Unlink { error: String },
     /// Parked with a reason; can be replayed.
@@ -145,6 +198,18 @@ pub struct StateCounts {
     pub in_flight: u64,
     pub done: u64,
     pub dead: u64,
+}
+
+impl StateCounts {
+    /// The count for one state.
+    pub fn get(&self, state: JobState) -> u64 {
+        match state {
+            JobState::Pending => self.pending,
+            JobState::InFlight => self.in_flight,
+            JobState::Done => self.done,
+            JobState::Dead => self.dead,
+        }
+    }
 }
 
 /// Store failures. The message is for operators; none contains payload data.
@@ -250,6 +315,47 @@ impl Store {
         }
     }
 
+    /// Stores every job of one request in the same durable commit; the results are in
+    /// the order of `jobs`.
+    pub async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.enqueue_many(jobs).await,
+        }
+    }
+
+    /// Remembers a contact's tag set as the provider last stated it.
+    pub async fn remember_tags(
+        &self,
+        route: &str,
+        contact_id: &str,
+        tags: &[String],
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(store) => store.remember_tags(route, contact_id, tags).await,
+        }
+    }
+
+    /// Deletes every job (payload included) and the link of these contacts on `route`.
+    /// Returns how many jobs were deleted; returns after the deletion is committed.
+    pub async fn redact_contacts(
+        &self,
+        route: &str,
+        contact_ids: &[String],
+    ) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.redact_contacts(route, contact_ids).await,
+        }
+    }
+
+    /// Deletes every job of one tenant (a shop domain, as kept in the job's meta) on
+    /// `route`, and the links of the contacts those jobs named. Returns how many jobs were
+    /// deleted; returns after the deletion is committed.
+    pub async fn redact_tenant(&self, route: &str, tenant: &str) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.redact_tenant(route, tenant).await,
+        }
+    }
+
     /// The link and applied timestamp for a source contact.
     pub async fn contact(&self, route: &str, contact_id: &str) -> Result<ContactLink, StoreError> {
         match self {
@@ -283,6 +389,61 @@ impl Store {
         match self {
             Store::Sqlite(store) => store.counts().await,
             Store::Postgres(store) => store.counts().await,
+        }
+    }
+
+    /// Jobs matching `filter`, newest first (descending id), at most `limit`, only those
+    /// with an id below `before` when given (cursor paging).
+    pub async fn list_jobs(
+        &self,
+        filter: &JobFilter,
+        before: Option<JobId>,
+        limit: u32,
+    ) -> Result<Vec<Job>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.list_jobs(filter, before, limit).await,
+        }
+    }
+
+    /// Makes one job pending and due at `now` with attempts reset and `replayed_at = now`.
+    pub async fn replay(&self, id: JobId, now: SystemTime) -> Result<JobChange, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.replay(id, now).await,
+        }
+    }
+
+    /// Replays every job matching `filter` that is not in flight, in batches of at most
+    /// `batch` rows per transaction; returns how many were replayed. Jobs that arrive
+    /// while it runs are left alone.
+    pub async fn replay_matching(
+        &self,
+        filter: &JobFilter,
+        now: SystemTime,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.replay_matching(filter, now, batch).await,
+        }
+    }
+
+    /// Deletes one job (and with it its dedupe key) unless it is in flight.
+    pub async fn delete_job(&self, id: JobId) -> Result<JobChange, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.delete_job(id).await,
+        }
+    }
+
+    /// Deletes at most `batch` done jobs last updated before `cutoff`; returns how many.
+    pub async fn purge_done(&self, cutoff: SystemTime, batch: u32) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.purge_done(cutoff, batch).await,
+        }
+    }
+
+    /// When the oldest job not yet delivered (pending or in flight) arrived or was replayed.
+    pub async fn oldest_undelivered(&self) -> Result<Option<SystemTime>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.oldest_undelivered().await,
         }
     }
 

@@ -25,8 +25,8 @@ use sqlx::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    ContactLink, Enqueued, Finish, Job, JobId, JobState, NewJob, StateCounts, StoreError,
-    from_millis, to_millis,
+    ContactLink, Enqueued, Finish, Job, JobChange, JobFilter, JobId, JobState, NewJob, StateCounts,
+    StoreError, from_millis, to_millis,
 };
 
 /// Most webhooks written in one transaction; bounds the time one commit can take.
@@ -36,13 +36,14 @@ const QUEUE_DEPTH: usize = 4096;
 /// How long a statement waits for SQLite's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-type Reply = oneshot::Sender<Result<Enqueued, StoreError>>;
+/// One request's jobs are written in the same transaction and answered together.
+type Reply = oneshot::Sender<Result<Vec<Enqueued>, StoreError>>;
 
 /// A SQLite-backed store; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    writer: mpsc::Sender<(NewJob, Reply)>,
+    writer: mpsc::Sender<(Vec<NewJob>, Reply)>,
 }
 
 impl SqliteStore {
@@ -78,9 +79,16 @@ impl SqliteStore {
     }
 
     pub async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
+        self.enqueue_many(vec![job])
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("the writer answered no result".into()))
+    }
+
+    pub async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.writer
-            .send((job, reply))
+            .send((jobs, reply))
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
@@ -90,7 +98,9 @@ impl SqliteStore {
         let now_ms = to_millis(now);
         // One statement, so SQLite's write lock makes the check-and-claim atomic. A job is
         // claimable when it is due (or its lease ran out) and no other job of the same
-        // contact is leased or older and unfinished: one job per contact, in order.
+        // contact is leased or older and unfinished: one job per contact, in order. A
+        // deferred job (a partial update waiting for its contact's create) holds nothing
+        // back, or the create it waits for could never run.
         let row = sqlx::query(
             r#"
             UPDATE jobs
@@ -103,7 +113,8 @@ impl SqliteStore {
                         SELECT 1 FROM jobs o
                          WHERE o.route = j.route AND o.contact_id = j.contact_id AND o.id <> j.id
                            AND ((o.state = 'in_flight' AND o.lease_until > ?2)
-                             OR (o.id < j.id AND o.state IN ('pending', 'in_flight')))))
+                             OR (o.id < j.id AND (o.state = 'in_flight'
+                                 OR (o.state = 'pending' AND o.deferred = 0))))))
                  ORDER BY j.next_attempt_at, j.id
                  LIMIT 1)
             RETURNING *
@@ -132,9 +143,23 @@ impl SqliteStore {
                 note,
                 ..
             } => ("done", *outcome, link.as_deref(), note.as_deref(), None),
+            Finish::Defer { at, reason } => (
+                "pending",
+                "deferred",
+                None,
+                Some(reason.as_str()),
+                Some(to_millis(*at)),
+            ),
             Finish::Retry { at, error } => (
                 "pending",
                 "retry",
+                None,
+                Some(error.as_str()),
+                Some(to_millis(*at)),
+            ),
+            Finish::Wait { at, error } => (
+                "pending",
+                "waiting",
                 None,
                 Some(error.as_str()),
                 Some(to_millis(*at)),
@@ -150,11 +175,14 @@ impl SqliteStore {
                 ("dead", *outcome, None, Some(reason.as_str()), None)
             }
         };
+        // A deferral is marked so it does not hold later jobs of the contact back.
+        let deferred = i64::from(matches!(finish, Finish::Defer { .. }));
         let mut tx = self.pool.begin().await?;
         let affected = sqlx::query(
             r#"UPDATE jobs
                   SET state = ?1, outcome = ?2, customer_id = COALESCE(?3, customer_id), last_error = ?4,
-                      next_attempt_at = COALESCE(?5, next_attempt_at), lease_until = NULL, updated_at = ?6
+                      next_attempt_at = COALESCE(?5, next_attempt_at), lease_until = NULL, updated_at = ?6,
+                      deferred = ?9, attempts = attempts - ?10
                 WHERE id = ?7 AND attempts = ?8 AND state = 'in_flight'"#,
         )
         .bind(state)
@@ -165,6 +193,9 @@ impl SqliteStore {
         .bind(now_ms)
         .bind(job.id.0)
         .bind(i64::from(job.attempts))
+        .bind(deferred)
+        // A deferral or a wait gives back the attempt its claim counted.
+        .bind(i64::from(matches!(finish, Finish::Defer { .. } | Finish::Wait { .. })))
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -189,6 +220,18 @@ impl SqliteStore {
                         now_ms,
                     )
                     .await?;
+                    if link.is_some() {
+                        // Partial updates that waited for this contact's link are due now.
+                        sqlx::query(
+                            r#"UPDATE jobs SET next_attempt_at = ?1
+                                WHERE route = ?2 AND contact_id = ?3 AND state = 'pending' AND deferred = 1"#,
+                        )
+                        .bind(now_ms)
+                        .bind(&job.route)
+                        .bind(contact_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
                 }
                 Finish::Unlink { .. } => {
                     sqlx::query(
@@ -210,19 +253,101 @@ impl SqliteStore {
 
     pub async fn contact(&self, route: &str, contact_id: &str) -> Result<ContactLink, StoreError> {
         let row = sqlx::query(
-            r#"SELECT customer_id, applied_updated_at FROM contacts WHERE route = ?1 AND contact_id = ?2"#,
+            r#"SELECT customer_id, applied_updated_at, source_tags FROM contacts WHERE route = ?1 AND contact_id = ?2"#,
         )
         .bind(route)
         .bind(contact_id)
         .fetch_optional(&self.pool)
         .await?;
         Ok(match row {
-            Some(row) => ContactLink {
-                customer_id: row.try_get("customer_id")?,
-                applied_updated_at: row.try_get("applied_updated_at")?,
-            },
+            Some(row) => {
+                let tags: Option<String> = row.try_get("source_tags")?;
+                ContactLink {
+                    customer_id: row.try_get("customer_id")?,
+                    applied_updated_at: row.try_get("applied_updated_at")?,
+                    source_tags: tags
+                        .map(|tags| serde_json::from_str(&tags))
+                        .transpose()
+                        .map_err(|e| {
+                            StoreError::Corrupt(format!("contact tags are not a JSON list: {e}"))
+                        })?,
+                }
+            }
             None => ContactLink::default(),
         })
+    }
+
+    pub async fn remember_tags(
+        &self,
+        route: &str,
+        contact_id: &str,
+        tags: &[String],
+    ) -> Result<(), StoreError> {
+        let tags = serde_json::to_string(tags)
+            .map_err(|e| StoreError::Corrupt(format!("cannot encode tags: {e}")))?;
+        sqlx::query(
+            r#"
+            INSERT INTO contacts (route, contact_id, source_tags, updated_at) VALUES (?1, ?2, ?3, ?4)
+            ON CONFLICT (route, contact_id) DO UPDATE SET
+                source_tags = excluded.source_tags, updated_at = excluded.updated_at
+            "#,
+        )
+        .bind(route)
+        .bind(contact_id)
+        .bind(tags)
+        .bind(to_millis(SystemTime::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn redact_contacts(
+        &self,
+        route: &str,
+        contact_ids: &[String],
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut deleted = 0;
+        for contact_id in contact_ids {
+            deleted += sqlx::query(r#"DELETE FROM jobs WHERE route = ?1 AND contact_id = ?2"#)
+                .bind(route)
+                .bind(contact_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query(r#"DELETE FROM contacts WHERE route = ?1 AND contact_id = ?2"#)
+                .bind(route)
+                .bind(contact_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    pub async fn redact_tenant(&self, route: &str, tenant: &str) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Links first: they are found through the jobs about to be deleted.
+        sqlx::query(
+            r#"DELETE FROM contacts WHERE route = ?1 AND contact_id IN (
+                   SELECT contact_id FROM jobs
+                    WHERE route = ?1 AND contact_id IS NOT NULL
+                      AND lower(json_extract(meta, '$.shop_domain')) = lower(?2))"#,
+        )
+        .bind(route)
+        .bind(tenant)
+        .execute(&mut *tx)
+        .await?;
+        let deleted = sqlx::query(
+            r#"DELETE FROM jobs WHERE route = ?1 AND lower(json_extract(meta, '$.shop_domain')) = lower(?2)"#,
+        )
+        .bind(route)
+        .bind(tenant)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(deleted)
     }
 
     pub async fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
@@ -261,6 +386,157 @@ impl SqliteStore {
             }
         }
         Ok(counts)
+    }
+
+    pub async fn list_jobs(
+        &self,
+        filter: &JobFilter,
+        before: Option<JobId>,
+        limit: u32,
+    ) -> Result<Vec<Job>, StoreError> {
+        let rows = sqlx::query(
+            r#"SELECT * FROM jobs
+                WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR route = ?2)
+                  AND (?3 IS NULL OR created_at >= ?3) AND (?4 IS NULL OR id < ?4)
+                ORDER BY id DESC
+                LIMIT ?5"#,
+        )
+        .bind(filter.state.map(JobState::as_str))
+        .bind(filter.route.as_deref())
+        .bind(filter.since.map(to_millis))
+        .bind(before.map(|id| id.0))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    pub async fn replay(&self, id: JobId, now: SystemTime) -> Result<JobChange, StoreError> {
+        let now_ms = to_millis(now);
+        // Attempts go back to 0 (a fresh retry schedule) and replayed_at starts a fresh
+        // max-age window; outcome and last_error stay until the next attempt overwrites them.
+        let affected = sqlx::query(
+            r#"UPDATE jobs
+                  SET state = 'pending', attempts = 0, next_attempt_at = ?1, lease_until = NULL,
+                      replayed_at = ?1, updated_at = ?1
+                WHERE id = ?2 AND state <> 'in_flight'"#,
+        )
+        .bind(now_ms)
+        .bind(id.0)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if affected > 0 {
+            return Ok(JobChange::Applied);
+        }
+        self.missing_or_in_flight(id).await
+    }
+
+    pub async fn replay_matching(
+        &self,
+        filter: &JobFilter,
+        now: SystemTime,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        let now_ms = to_millis(now);
+        // Walk ids upwards from a fixed ceiling so that replayed jobs (which may match the
+        // filter again, e.g. state = pending) and new arrivals are never visited twice, and
+        // each batch is its own short transaction so ingest is not blocked for long.
+        let ceiling: Option<i64> = sqlx::query_scalar(r#"SELECT MAX(id) FROM jobs"#)
+            .fetch_one(&self.pool)
+            .await?;
+        let Some(ceiling) = ceiling else {
+            return Ok(0);
+        };
+        let mut after = 0_i64;
+        let mut replayed = 0_u64;
+        loop {
+            let ids: Vec<i64> = sqlx::query_scalar(
+                r#"SELECT id FROM jobs
+                    WHERE id > ?1 AND id <= ?2 AND state <> 'in_flight'
+                      AND (?3 IS NULL OR state = ?3) AND (?4 IS NULL OR route = ?4)
+                      AND (?5 IS NULL OR created_at >= ?5)
+                    ORDER BY id
+                    LIMIT ?6"#,
+            )
+            .bind(after)
+            .bind(ceiling)
+            .bind(filter.state.map(JobState::as_str))
+            .bind(filter.route.as_deref())
+            .bind(filter.since.map(to_millis))
+            .bind(i64::from(batch.max(1)))
+            .fetch_all(&self.pool)
+            .await?;
+            let (Some(first), Some(last)) = (ids.first().copied(), ids.last().copied()) else {
+                break;
+            };
+            replayed += sqlx::query(
+                r#"UPDATE jobs
+                      SET state = 'pending', attempts = 0, next_attempt_at = ?1, lease_until = NULL,
+                          replayed_at = ?1, updated_at = ?1
+                    WHERE id >= ?2 AND id <= ?3 AND state <> 'in_flight'
+                      AND (?4 IS NULL OR state = ?4) AND (?5 IS NULL OR route = ?5)
+                      AND (?6 IS NULL OR created_at >= ?6)"#,
+            )
+            .bind(now_ms)
+            .bind(first)
+            .bind(last)
+            .bind(filter.state.map(JobState::as_str))
+            .bind(filter.route.as_deref())
+            .bind(filter.since.map(to_millis))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            after = last;
+        }
+        Ok(replayed)
+    }
+
+    pub async fn delete_job(&self, id: JobId) -> Result<JobChange, StoreError> {
+        let affected = sqlx::query(r#"DELETE FROM jobs WHERE id = ?1 AND state <> 'in_flight'"#)
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if affected > 0 {
+            return Ok(JobChange::Applied);
+        }
+        self.missing_or_in_flight(id).await
+    }
+
+    async fn missing_or_in_flight(&self, id: JobId) -> Result<JobChange, StoreError> {
+        let exists: Option<i64> = sqlx::query_scalar(r#"SELECT id FROM jobs WHERE id = ?1"#)
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(if exists.is_some() {
+            JobChange::InFlight
+        } else {
+            JobChange::NotFound
+        })
+    }
+
+    pub async fn purge_done(&self, cutoff: SystemTime, batch: u32) -> Result<u64, StoreError> {
+        let deleted = sqlx::query(
+            r#"DELETE FROM jobs WHERE id IN (
+                   SELECT id FROM jobs WHERE state = 'done' AND updated_at < ?1 LIMIT ?2)"#,
+        )
+        .bind(to_millis(cutoff))
+        .bind(i64::from(batch.max(1)))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(deleted)
+    }
+
+    pub async fn oldest_undelivered(&self) -> Result<Option<SystemTime>, StoreError> {
+        let oldest: Option<i64> = sqlx::query_scalar(
+            r#"SELECT MIN(COALESCE(replayed_at, created_at)) FROM jobs
+                WHERE state IN ('pending', 'in_flight')"#,
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(oldest.map(from_millis))
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
@@ -306,16 +582,21 @@ async fn upsert_contact(
 
 /// The group-commit writer: drains whatever is waiting, writes it in one transaction,
 /// answers each request after the commit. Ends when every sender is gone.
-async fn write_loop(pool: SqlitePool, mut requests: mpsc::Receiver<(NewJob, Reply)>) {
+async fn write_loop(pool: SqlitePool, mut requests: mpsc::Receiver<(Vec<NewJob>, Reply)>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while requests.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let jobs: Vec<&NewJob> = batch.iter().map(|(job, _)| job).collect();
-        match insert_batch(&pool, &jobs).await {
+        let jobs: Vec<&NewJob> = batch.iter().flat_map(|(jobs, _)| jobs).collect();
+        let started = std::time::Instant::now();
+        let committed = insert_batch(&pool, &jobs).await;
+        crate::metrics::store_commit(jobs.len(), started.elapsed());
+        match committed {
             Ok(results) => {
-                for ((_, reply), result) in batch.drain(..).zip(results) {
-                    // A requester that gave up (timed out) no longer listens; its job is
-                    // stored all the same and a retry of it will be a duplicate.
-                    let _ignored = reply.send(Ok(result));
+                let mut results = results.into_iter();
+                for (jobs, reply) in batch.drain(..) {
+                    let mine: Vec<Enqueued> = results.by_ref().take(jobs.len()).collect();
+                    // A requester that gave up (timed out) no longer listens; its jobs are
+                    // stored all the same and a retry of them will be duplicates.
+                    let _ignored = reply.send(Ok(mine));
                 }
             }
             Err(error) => {
@@ -399,6 +680,9 @@ fn job_from_row(row: &SqliteRow) -> Result<Job, StoreError> {
         customer_id: row.try_get("customer_id")?,
         last_error: row.try_get("last_error")?,
         created_at: from_millis(row.try_get("created_at")?),
+        replayed_at: row
+            .try_get::<Option<i64>, _>("replayed_at")?
+            .map(from_millis),
     })
 }
 
@@ -575,6 +859,105 @@ mod tests {
                 .applied_updated_at,
             Some(2_000)
         );
+    }
+
+    #[tokio::test]
+    async fn a_deferred_job_holds_nothing_back_keeps_its_attempt_and_wakes_when_linked() {
+        let (store, _dir) = store().await;
+        store
+            .enqueue(new_job("tags", Some("c1"), None))
+            .await
+            .unwrap();
+        store
+            .enqueue(new_job("create", Some("c1"), None))
+            .await
+            .unwrap();
+        let now = SystemTime::now();
+        let partial = store.claim(now, LEASE).await.unwrap().unwrap();
+        assert_eq!(partial.delivery_id, "tags");
+        let later = now + Duration::from_secs(3600);
+        let defer = Finish::Defer {
+            at: later,
+            reason: "waiting".into(),
+        };
+        assert!(store.finish(&partial, defer, now).await.unwrap());
+        assert_eq!(store.job(partial.id).await.unwrap().unwrap().attempts, 0);
+
+        let create = store.claim(now, LEASE).await.unwrap().unwrap();
+        assert_eq!(
+            create.delivery_id, "create",
+            "the deferred job must not block it"
+        );
+        let done = Finish::Done {
+            outcome: "created",
+            link: Some("AG-1:CUSTOMER-1".into()),
+            applied: true,
+            note: None,
+        };
+        store.finish(&create, done, now).await.unwrap();
+        let woken = store.claim(now, LEASE).await.unwrap().unwrap();
+        assert_eq!((woken.delivery_id.as_str(), woken.attempts), ("tags", 1));
+    }
+
+    #[tokio::test]
+    async fn redaction_deletes_a_contacts_or_a_shops_jobs_and_links_only() {
+        let (store, _dir) = store().await;
+        let mut other_shop = new_job("d3", Some("c3"), None);
+        other_shop.meta = BTreeMap::from([("shop_domain".into(), "b.myshopify.com".into())]);
+        for job in [
+            new_job("d1", Some("c1"), None),
+            new_job("d2", Some("c2"), None),
+            other_shop,
+        ] {
+            store.enqueue(job).await.unwrap();
+        }
+        store
+            .remember_tags("acme", "c1", &["vip".into()])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.contact("acme", "c1").await.unwrap().source_tags,
+            Some(vec!["vip".to_string()])
+        );
+
+        assert_eq!(
+            store.redact_contacts("acme", &["c1".into()]).await.unwrap(),
+            1
+        );
+        assert!(store.job_by_delivery("acme", "d1").await.unwrap().is_none());
+        assert_eq!(
+            store.contact("acme", "c1").await.unwrap(),
+            ContactLink::default()
+        );
+        assert!(store.job_by_delivery("acme", "d2").await.unwrap().is_some());
+
+        assert_eq!(
+            store
+                .redact_tenant("acme", "A.myshopify.com")
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(store.job_by_delivery("acme", "d2").await.unwrap().is_none());
+        assert!(store.job_by_delivery("acme", "d3").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn one_requests_jobs_are_committed_together_and_answered_in_order() {
+        let (store, _dir) = store().await;
+        store.enqueue(new_job("b", None, None)).await.unwrap();
+        let results = store
+            .enqueue_many(vec![
+                new_job("a", None, None),
+                new_job("b", None, None),
+                new_job("c", None, None),
+            ])
+            .await
+            .unwrap();
+        assert!(matches!(results[0], Enqueued::Accepted(_)));
+        assert!(matches!(results[1], Enqueued::Duplicate(_)));
+        assert!(matches!(results[2], Enqueued::Accepted(_)));
+        assert_eq!(store.counts().await.unwrap().pending, 3);
     }
 
     #[tokio::test]

@@ -77,14 +77,14 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, ClientError> {
         .map_err(ClientError::Build)
 }
 
-/// Talks to `vendasta.customers_url` with a static bearer token.
+/// Talks to `vendasta.customers_url`; the bearer token is passed with each call (it comes
+/// from [`crate::vendasta::auth`]).
 ///
-/// Cheap to clone (the connection pool is shared). `Debug` shows the token as `[redacted]`.
+/// Cheap to clone (the connection pool is shared).
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
     customers_url: String,
-    token: Secret,
     /// The request budget, for the "timed out after …" reason.
     timeout: Duration,
 }
@@ -94,14 +94,15 @@ pub struct Client {
 enum Operation {
     Create,
     Update,
+    Delete,
 }
 
 /// What came back for one request, before classification.
-struct Reply {
-    status: StatusCode,
-    retry_after: Option<Duration>,
+pub(super) struct Reply {
+    pub(super) status: StatusCode,
+    pub(super) retry_after: Option<Duration>,
     /// The body (at most [`MAX_BODY_BYTES`]), or why it could not be read.
-    body: Result<Vec<u8>, String>,
+    pub(super) body: Result<Vec<u8>, String>,
 }
 
 impl Client {
@@ -112,7 +113,6 @@ impl Client {
         Ok(Self {
             http: http_client(timeout)?,
             customers_url: config.customers_url.clone(),
-            token: config.token.clone(),
             timeout,
         })
     }
@@ -124,6 +124,7 @@ impl Client {
     /// 501 → `Retry`, anything else → `Reject` with Vendasta's error text.
     pub async fn create(
         &self,
+        token: &Secret,
         business_location: &str,
         attributes: &CustomerAttributes,
     ) -> Outcome {
@@ -135,7 +136,7 @@ impl Client {
             Ok(body) => body,
             Err(_) => return unserialisable(),
         };
-        match self.send(Method::POST, url, body).await {
+        match self.send(token, Method::POST, url, body).await {
             Ok(reply) => classify(Operation::Create, reply, business_location),
             Err(outcome) => outcome,
         }
@@ -148,6 +149,7 @@ impl Client {
     /// e-mail or phone), the rest as for [`Client::create`].
     pub async fn update(
         &self,
+        token: &Secret,
         business_location: &str,
         customer_id: &str,
         attributes: &CustomerAttributes,
@@ -165,8 +167,31 @@ impl Client {
             Ok(body) => body,
             Err(_) => return unserialisable(),
         };
-        match self.send(Method::PATCH, url, body).await {
+        match self.send(token, Method::PATCH, url, body).await {
             Ok(reply) => classify(Operation::Update, reply, business_location),
+            Err(outcome) => outcome,
+        }
+    }
+
+    /// `DELETE {customers_url}/{customer_id}`. 2xx → `Updated` (deleted), 404 →
+    /// `NotFound` (already gone: just as done), the rest as for [`Client::create`].
+    pub async fn delete(
+        &self,
+        token: &Secret,
+        business_location: &str,
+        customer_id: &str,
+    ) -> Outcome {
+        if customer_id.trim().is_empty() {
+            return Outcome::Reject {
+                reason: "no vendasta customer id to delete".into(),
+            };
+        }
+        let url = match self.member_url(customer_id) {
+            Ok(url) => url,
+            Err(outcome) => return outcome,
+        };
+        match self.send(token, Method::DELETE, url, Vec::new()).await {
+            Ok(reply) => classify(Operation::Delete, reply, business_location),
             Err(outcome) => outcome,
         }
     }
@@ -187,54 +212,106 @@ impl Client {
     }
 
     /// Sends one request; `Err` is the outcome of a request that got no status back.
-    async fn send(&self, method: Method, url: Url, body: Vec<u8>) -> Result<Reply, Outcome> {
-        let response = self
-            .http
-            .request(method.clone(), url)
-            .header(CONTENT_TYPE, JSON_API)
-            .header(ACCEPT, JSON_API)
-            .bearer_auth(self.token.expose())
-            .body(body)
-            .send()
-            .await
-            .map_err(|error| Outcome::Retry {
-                reason: self.transport_reason(&error),
-                retry_after: None,
-            })?;
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| parse_retry_after(value, SystemTime::now()));
-        let body = read_body(response)
-            .await
-            .map_err(|error| self.transport_reason(&error));
-        tracing::debug!(%method, status = status.as_u16(), "Vendasta answered.");
-        Ok(Reply {
-            status,
-            retry_after,
-            body,
-        })
+    async fn send(
+        &self,
+        token: &Secret,
+        method: Method,
+        url: Url,
+        body: Vec<u8>,
+    ) -> Result<Reply, Outcome> {
+        send(&self.http, self.timeout, token, method, url, JSON_API, body).await
     }
+}
 
-    /// A short reason for a request that failed below HTTP; never the URL or the body.
-    fn transport_reason(&self, error: &reqwest::Error) -> String {
-        if error.is_timeout() {
-            format!("timed out after {}", human(self.timeout))
-        } else if error.is_connect() {
-            match io_error_kind(error) {
-                Some(kind) => format!("connection failed ({kind})"),
-                None => "connection failed".into(),
-            }
-        } else if error.is_builder() {
-            "the request could not be built (check vendasta.customers_url and vendasta.token)"
-                .into()
-        } else if error.is_body() || error.is_decode() {
-            "reading the response failed".into()
-        } else {
-            "the request failed".into()
+/// Sends one request with `content_type` as both `Content-Type` and `Accept`; `Err` is the
+/// outcome of a request that got no status back. Shared by both upstream adapters.
+pub(super) async fn send(
+    http: &reqwest::Client,
+    timeout: Duration,
+    token: &Secret,
+    method: Method,
+    url: Url,
+    content_type: &str,
+    body: Vec<u8>,
+) -> Result<Reply, Outcome> {
+    let started = std::time::Instant::now();
+    let reply = send_untimed(
+        http,
+        timeout,
+        token,
+        method.clone(),
+        url,
+        content_type,
+        body,
+    )
+    .await;
+    crate::metrics::upstream_request(method_label(&method), started.elapsed());
+    reply
+}
+
+/// Bounded label for the request-duration histogram.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::POST => "POST",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        _ => "OTHER",
+    }
+}
+
+async fn send_untimed(
+    http: &reqwest::Client,
+    timeout: Duration,
+    token: &Secret,
+    method: Method,
+    url: Url,
+    content_type: &str,
+    body: Vec<u8>,
+) -> Result<Reply, Outcome> {
+    let response = http
+        .request(method.clone(), url)
+        .header(CONTENT_TYPE, content_type)
+        .header(ACCEPT, content_type)
+        .bearer_auth(token.expose())
+        .body(body)
+        .send()
+        .await
+        .map_err(|error| Outcome::Retry {
+            reason: transport_reason(&error, timeout),
+            retry_after: None,
+        })?;
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| parse_retry_after(value, SystemTime::now()));
+    let body = read_body(response)
+        .await
+        .map_err(|error| transport_reason(&error, timeout));
+    tracing::debug!(%method, status = status.as_u16(), "Vendasta answered.");
+    Ok(Reply {
+        status,
+        retry_after,
+        body,
+    })
+}
+
+/// A short reason for a request that failed below HTTP; never the URL or the body.
+fn transport_reason(error: &reqwest::Error, timeout: Duration) -> String {
+    if error.is_timeout() {
+        format!("timed out after {}", human(timeout))
+    } else if error.is_connect() {
+        match io_error_kind(error) {
+            Some(kind) => format!("connection failed ({kind})"),
+            None => "connection failed".into(),
         }
+    } else if error.is_builder() {
+        "the request could not be built (check the vendasta url and token settings)".into()
+    } else if error.is_body() || error.is_decode() {
+        "reading the response failed".into()
+    } else {
+        "the request failed".into()
     }
 }
 
@@ -294,7 +371,7 @@ fn classify(operation: Operation, reply: Reply, business_location: &str) -> Outc
     let code = status.as_u16();
     if status.is_success() {
         return match operation {
-            Operation::Update => Outcome::Updated,
+            Operation::Update | Operation::Delete => Outcome::Updated,
             Operation::Create => match body {
                 Err(reason) => Outcome::Retry {
                     reason: format!("vendasta answered {code} but {reason}"),
@@ -332,7 +409,22 @@ fn classify(operation: Operation, reply: Reply, business_location: &str) -> Outc
                 },
             },
         },
-        404 if operation == Operation::Update => Outcome::NotFound,
+        404 if operation != Operation::Create => Outcome::NotFound,
+        _ => classify_failure(code, retry_after, body),
+    }
+}
+
+/// The statuses both adapters read the same way: 401 (the token was refused), 408, 429
+/// and 5xx except 501 (retry), anything else (reject, with Vendasta's text).
+pub(super) fn classify_failure(
+    code: u16,
+    retry_after: Option<Duration>,
+    body: Result<Vec<u8>, String>,
+) -> Outcome {
+    match code {
+        401 => Outcome::Unauthorized {
+            reason: with_text("vendasta answered 401", &body),
+        },
         408 | 429 => Outcome::Retry {
             reason: format!("vendasta answered {code}"),
             retry_after,
@@ -348,7 +440,7 @@ fn classify(operation: Operation, reply: Reply, business_location: &str) -> Outc
 }
 
 /// `prefix: <Vendasta's error text>`, or the prefix alone when there is no text.
-fn with_text(prefix: &str, body: &Result<Vec<u8>, String>) -> String {
+pub(super) fn with_text(prefix: &str, body: &Result<Vec<u8>, String>) -> String {
     match body {
         Ok(body) => match error_text(body) {
             Some(text) => format!("{prefix}: {text}"),
@@ -507,7 +599,7 @@ fn cut(text: &str, max: usize) -> String {
 }
 
 /// Parses `Retry-After` as delta-seconds or an HTTP date; a date in the past is zero.
-fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
         // All digits, so only an overflow can fail: that is "very long", capped later.
@@ -626,12 +718,17 @@ mod tests {
     const COLLECTION: &str = "/business/customers";
 
     fn config(base: &str, timeout_seconds: u64) -> VendastaConfig {
-        VendastaConfig {
-            customers_url: format!("{base}{COLLECTION}"),
-            token: Secret::new(TOKEN),
-            request_timeout_seconds: timeout_seconds,
-            concurrency: 1,
-        }
+        let file = "[vendasta]\ntoken = \"t\"\n[[routes]]\nname = \"a\"\nsource = \"shopify\"\nsecrets = [\"s\"]\nbusiness_location = \"AG-1\"";
+        let mut config = crate::config::Config::from_sources(Some(file), None, &Default::default())
+            .unwrap()
+            .vendasta;
+        config.customers_url = format!("{base}{COLLECTION}");
+        config.request_timeout_seconds = timeout_seconds;
+        config
+    }
+
+    fn token() -> Secret {
+        Secret::new(TOKEN)
     }
 
     async fn start() -> (MockServer, Client) {
@@ -687,7 +784,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        client.create(LOCATION, &attributes()).await
+        client.create(&token(), LOCATION, &attributes()).await
     }
 
     /// Answers any PATCH with `template` and returns what `update` made of it.
@@ -699,7 +796,7 @@ mod tests {
             .mount(&server)
             .await;
         client
-            .update(LOCATION, "AG-123:CUSTOMER-456", &attributes())
+            .update(&token(), LOCATION, "AG-123:CUSTOMER-456", &attributes())
             .await
     }
 
@@ -758,7 +855,7 @@ mod tests {
             .await;
 
         // Act
-        let outcome = client.create(LOCATION, &attributes()).await;
+        let outcome = client.create(&token(), LOCATION, &attributes()).await;
 
         // Assert
         assert_eq!(
@@ -837,7 +934,7 @@ mod tests {
 
         // Act
         let outcome = client
-            .update(LOCATION, "AG-123:CUSTOMER-456", &attributes())
+            .update(&token(), LOCATION, "AG-123:CUSTOMER-456", &attributes())
             .await;
 
         // Assert
@@ -870,7 +967,7 @@ mod tests {
     #[tokio::test]
     async fn update_without_a_customer_id_is_rejected_without_a_request() {
         let (_server, client) = start().await;
-        let reason = reject_reason(client.update(LOCATION, " ", &attributes()).await);
+        let reason = reject_reason(client.update(&token(), LOCATION, " ", &attributes()).await);
         assert_eq!(reason, "no vendasta customer id to update");
     }
 
@@ -979,11 +1076,28 @@ mod tests {
 
     #[tokio::test]
     async fn other_4xx_and_redirects_are_rejected_not_followed() {
-        for status in [400, 401, 403, 405, 410, 413, 415, 422, 301, 302, 307] {
+        for status in [400, 403, 405, 410, 413, 415, 422, 301, 302, 307] {
             let template = ResponseTemplate::new(status).insert_header("Location", "/elsewhere");
             let reason = reject_reason(create_answered(template).await);
             assert_eq!(reason, format!("vendasta answered {status}"));
         }
+    }
+
+    #[tokio::test]
+    async fn a_401_is_unauthorized_so_the_token_can_be_renewed() {
+        let outcome =
+            create_answered(json_api(401, r#"{"errors":[{"title":"Unauthenticated"}]}"#)).await;
+        assert_eq!(
+            outcome,
+            Outcome::Unauthorized {
+                reason: "vendasta answered 401: Unauthenticated".into()
+            }
+        );
+        let outcome = update_answered(ResponseTemplate::new(401)).await;
+        assert!(
+            matches!(outcome, Outcome::Unauthorized { .. }),
+            "{outcome:?}"
+        );
     }
 
     #[tokio::test]
@@ -1040,7 +1154,7 @@ mod tests {
             .await;
 
         // Act
-        let outcome = client.create(LOCATION, &attributes()).await;
+        let outcome = client.create(&token(), LOCATION, &attributes()).await;
 
         // Assert
         let (reason, retry_after) = retry(outcome);
@@ -1058,7 +1172,7 @@ mod tests {
         let client = Client::new(&config(&format!("http://127.0.0.1:{port}"), 5)).unwrap();
 
         // Act
-        let outcome = client.create(LOCATION, &attributes()).await;
+        let outcome = client.create(&token(), LOCATION, &attributes()).await;
 
         // Assert
         let (reason, retry_after) = retry(outcome);
@@ -1069,7 +1183,7 @@ mod tests {
     #[tokio::test]
     async fn an_unusable_customers_url_is_retried_without_a_request() {
         let client = Client::new(&config("not a url", 5)).unwrap();
-        let (reason, _) = retry(client.create(LOCATION, &attributes()).await);
+        let (reason, _) = retry(client.create(&token(), LOCATION, &attributes()).await);
         assert_eq!(reason, "vendasta.customers_url is not a usable http(s) url");
     }
 
@@ -1088,14 +1202,6 @@ mod tests {
         let url = client.member_url("AG-1:C/../x?y#z").expect("url");
         assert_eq!(url.path(), "/business/customers/AG-1:C%2F..%2Fx%3Fy%23z");
         assert_eq!(url.query(), None);
-    }
-
-    #[test]
-    fn debug_never_shows_the_token() {
-        let client = Client::new(&config("http://127.0.0.1:1", 5)).unwrap();
-        let debug = format!("{client:?}");
-        assert!(!debug.contains(TOKEN), "{debug}");
-        assert!(debug.contains("[redacted]"), "{debug}");
     }
 
     #[test]

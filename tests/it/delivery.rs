@@ -273,7 +273,7 @@ async fn unusable_contacts_are_parked_without_calling_vendasta() {
     assert_eq!(no_location.state, JobState::Dead);
     let reason = no_location.last_error.unwrap();
     assert!(
-        reason.contains("south.myshopify.com") && reason.contains("shop_locations"),
+        reason.contains("south.myshopify.com") && reason.contains("tenant_locations"),
         "{reason}"
     );
     assert_eq!(no_contact.state, JobState::Dead);

@@ -32,6 +32,8 @@ pub const CUSTOMERS_PATH: &str = "/business/customers";
 /// Everything a test needs to talk to a running bridge.
 pub struct TestApp {
     pub ingest: String,
+    /// `store.url` of this app's SQLite file, for tests that assert on the database.
+    pub store_url: String,
     pub admin: String,
     pub vendasta: MockServer,
     pub store: Store,
@@ -105,6 +107,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let task = tokio::spawn(app.run(listeners, shutdown.clone()));
     TestApp {
         ingest,
+        store_url: url,
         admin,
         vendasta,
         store,

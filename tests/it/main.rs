@@ -7,9 +7,20 @@
 #[path = "../support/schema.rs"]
 mod schema;
 
+#[path = "../support/crm_schema.rs"]
+mod crm_schema;
+
+mod auth;
+mod backfill;
 mod binary;
 mod delivery;
+mod demo;
 mod helpers;
+mod hubspot;
 mod ingest;
+mod mock_vendasta;
+mod ops;
 mod pg;
 mod replicas;
+mod shopify_topics;
+mod sources;
