@@ -320,6 +320,7 @@ impl Store {
     pub async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, StoreError> {
         match self {
             Store::Sqlite(store) => store.enqueue_many(jobs).await,
+            Store::Postgres(store) => store.enqueue_many(jobs).await,
         }
     }
 
@@ -332,6 +333,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(store) => store.remember_tags(route, contact_id, tags).await,
+            Store::Postgres(store) => store.remember_tags(route, contact_id, tags).await,
         }
     }
 
@@ -344,6 +346,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         match self {
             Store::Sqlite(store) => store.redact_contacts(route, contact_ids).await,
+            Store::Postgres(store) => store.redact_contacts(route, contact_ids).await,
         }
     }
 
@@ -353,6 +356,7 @@ impl Store {
     pub async fn redact_tenant(&self, route: &str, tenant: &str) -> Result<u64, StoreError> {
         match self {
             Store::Sqlite(store) => store.redact_tenant(route, tenant).await,
+            Store::Postgres(store) => store.redact_tenant(route, tenant).await,
         }
     }
 
@@ -402,6 +406,7 @@ impl Store {
     ) -> Result<Vec<Job>, StoreError> {
         match self {
             Store::Sqlite(store) => store.list_jobs(filter, before, limit).await,
+            Store::Postgres(store) => store.list_jobs(filter, before, limit).await,
         }
     }
 
@@ -409,6 +414,7 @@ impl Store {
     pub async fn replay(&self, id: JobId, now: SystemTime) -> Result<JobChange, StoreError> {
         match self {
             Store::Sqlite(store) => store.replay(id, now).await,
+            Store::Postgres(store) => store.replay(id, now).await,
         }
     }
 
@@ -423,6 +429,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         match self {
             Store::Sqlite(store) => store.replay_matching(filter, now, batch).await,
+            Store::Postgres(store) => store.replay_matching(filter, now, batch).await,
         }
     }
 
@@ -430,6 +437,7 @@ impl Store {
     pub async fn delete_job(&self, id: JobId) -> Result<JobChange, StoreError> {
         match self {
             Store::Sqlite(store) => store.delete_job(id).await,
+            Store::Postgres(store) => store.delete_job(id).await,
         }
     }
 
@@ -437,6 +445,7 @@ impl Store {
     pub async fn purge_done(&self, cutoff: SystemTime, batch: u32) -> Result<u64, StoreError> {
         match self {
             Store::Sqlite(store) => store.purge_done(cutoff, batch).await,
+            Store::Postgres(store) => store.purge_done(cutoff, batch).await,
         }
     }
 
@@ -444,6 +453,7 @@ impl Store {
     pub async fn oldest_undelivered(&self) -> Result<Option<SystemTime>, StoreError> {
         match self {
             Store::Sqlite(store) => store.oldest_undelivered().await,
+            Store::Postgres(store) => store.oldest_undelivered().await,
         }
     }
 

@@ -27,8 +27,8 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    ContactLink, Enqueued, Finish, Job, JobId, JobState, NewJob, StateCounts, StoreError,
-    from_millis, redact_url, to_millis,
+    ContactLink, Enqueued, Finish, Job, JobChange, JobFilter, JobId, JobState, NewJob, StateCounts,
+    StoreError, from_millis, redact_url, to_millis,
 };
 
 /// Most webhooks written in one transaction; bounds the time one commit can take.
@@ -50,13 +50,14 @@ const CHANNEL: &str = "vendasta_bridge_jobs";
 /// Wait before reconnecting the notification listener after it failed.
 const LISTEN_BACKOFF: Duration = Duration::from_secs(1);
 
-type Reply = oneshot::Sender<Result<Enqueued, StoreError>>;
+/// One request's jobs are written in the same transaction and answered together.
+type Reply = oneshot::Sender<Result<Vec<Enqueued>, StoreError>>;
 
 /// A PostgreSQL-backed store; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
-    writer: mpsc::Sender<(NewJob, Reply)>,
+    writer: mpsc::Sender<(Vec<NewJob>, Reply)>,
     /// Stops the notification listener on close.
     stop: CancellationToken,
 }
@@ -105,12 +106,21 @@ impl PostgresStore {
     }
 
     pub async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
+        self.enqueue_many(vec![job])
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("the writer answered no result".into()))
+    }
+
+    /// Hands one request's jobs to the group-commit writer as one unit: they go into the
+    /// same transaction, so they are stored together or not at all.
+    pub async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, StoreError> {
         if self.pool.is_closed() {
             return Err(StoreError::Closed);
         }
         let (reply, answer) = oneshot::channel();
         self.writer
-            .send((job, reply))
+            .send((jobs, reply))
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
@@ -131,6 +141,12 @@ impl PostgresStore {
     /// every earlier claim of the contact: at most one job per contact is in flight.
     /// Finishing a job needs no lock: it only moves a job out of flight, which can only
     /// make a concurrent re-check more cautious.
+    ///
+    /// A deferred job (a partial update waiting for its contact's create) holds no later
+    /// job of its contact back, exactly as on SQLite, or the create it waits for could
+    /// never run. It still takes the contact's advisory lock when it is itself claimed,
+    /// and a deferred job in flight blocks the contact like any other: deferral only
+    /// changes what a *pending* job blocks.
     pub async fn claim(&self, now: SystemTime, lease: Duration) -> Result<Option<Job>, StoreError> {
         let now_ms = to_millis(now);
         let until_ms = to_millis(now + lease);
@@ -144,7 +160,8 @@ impl PostgresStore {
                     SELECT 1 FROM jobs o
                      WHERE o.route = j.route AND o.contact_id = j.contact_id AND o.id <> j.id
                        AND ((o.state = 'in_flight' AND o.lease_until > $1)
-                         OR (o.id < j.id AND o.state IN ('pending', 'in_flight')))))
+                         OR (o.id < j.id AND (o.state = 'in_flight'
+                             OR (o.state = 'pending' AND NOT o.deferred))))))
              ORDER BY j.next_attempt_at, j.id
              LIMIT $2
              FOR UPDATE OF j SKIP LOCKED
@@ -183,7 +200,8 @@ impl PostgresStore {
                         SELECT 1 FROM jobs o
                          WHERE o.route = j.route AND o.contact_id = j.contact_id AND o.id <> j.id
                            AND ((o.state = 'in_flight' AND o.lease_until > $2)
-                             OR (o.id < j.id AND o.state IN ('pending', 'in_flight')))))
+                             OR (o.id < j.id AND (o.state = 'in_flight'
+                                 OR (o.state = 'pending' AND NOT o.deferred))))))
                 RETURNING *
                 "#,
             )
@@ -218,9 +236,23 @@ impl PostgresStore {
                 note,
                 ..
             } => ("done", *outcome, link.as_deref(), note.as_deref(), None),
+            Finish::Defer { at, reason } => (
+                "pending",
+                "deferred",
+                None,
+                Some(reason.as_str()),
+                Some(to_millis(*at)),
+            ),
             Finish::Retry { at, error } => (
                 "pending",
                 "retry",
+                None,
+                Some(error.as_str()),
+                Some(to_millis(*at)),
+            ),
+            Finish::Wait { at, error } => (
+                "pending",
+                "waiting",
                 None,
                 Some(error.as_str()),
                 Some(to_millis(*at)),
@@ -236,11 +268,16 @@ impl PostgresStore {
                 ("dead", *outcome, None, Some(reason.as_str()), None)
             }
         };
+        // A deferral is marked so it does not hold later jobs of the contact back.
+        let deferred = matches!(finish, Finish::Defer { .. });
+        // A deferral or a wait gives back the attempt its claim counted.
+        let given_back = i64::from(matches!(finish, Finish::Defer { .. } | Finish::Wait { .. }));
         let mut tx = self.pool.begin().await?;
         let affected = sqlx::query(
             r#"UPDATE jobs
                   SET state = $1, outcome = $2, customer_id = COALESCE($3, customer_id), last_error = $4,
-                      next_attempt_at = COALESCE($5, next_attempt_at), lease_until = NULL, updated_at = $6
+                      next_attempt_at = COALESCE($5, next_attempt_at), lease_until = NULL, updated_at = $6,
+                      deferred = $9, attempts = attempts - $10
                 WHERE id = $7 AND attempts = $8 AND state = 'in_flight'"#,
         )
         .bind(state)
@@ -251,6 +288,8 @@ impl PostgresStore {
         .bind(now_ms)
         .bind(job.id.0)
         .bind(i64::from(job.attempts))
+        .bind(deferred)
+        .bind(given_back)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -275,6 +314,18 @@ impl PostgresStore {
                         now_ms,
                     )
                     .await?;
+                    if link.is_some() {
+                        // Partial updates that waited for this contact's link are due now.
+                        sqlx::query(
+                            r#"UPDATE jobs SET next_attempt_at = $1
+                                WHERE route = $2 AND contact_id = $3 AND state = 'pending' AND deferred"#,
+                        )
+                        .bind(now_ms)
+                        .bind(&job.route)
+                        .bind(contact_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
                 }
                 Finish::Unlink { .. } => {
                     sqlx::query(
@@ -289,7 +340,10 @@ impl PostgresStore {
                 }
                 _ => {}
             }
-            if !matches!(finish, Finish::Retry { .. }) {
+            // A retry or a wait keeps the job ahead of the contact's later jobs, so nothing
+            // new is claimable; every other ending frees the contact (a deferral frees the
+            // jobs behind it, a link also wakes deferred ones).
+            if !matches!(finish, Finish::Retry { .. } | Finish::Wait { .. }) {
                 // The contact's next job (possibly another replica's to take) is free now.
                 notify(&mut tx).await?;
             }
@@ -300,19 +354,101 @@ impl PostgresStore {
 
     pub async fn contact(&self, route: &str, contact_id: &str) -> Result<ContactLink, StoreError> {
         let row = sqlx::query(
-            r#"SELECT customer_id, applied_updated_at FROM contacts WHERE route = $1 AND contact_id = $2"#,
+            r#"SELECT customer_id, applied_updated_at, source_tags FROM contacts WHERE route = $1 AND contact_id = $2"#,
         )
         .bind(route)
         .bind(contact_id)
         .fetch_optional(&self.pool)
         .await?;
         Ok(match row {
-            Some(row) => ContactLink {
-                customer_id: row.try_get("customer_id")?,
-                applied_updated_at: row.try_get("applied_updated_at")?,
-            },
+            Some(row) => {
+                let tags: Option<String> = row.try_get("source_tags")?;
+                ContactLink {
+                    customer_id: row.try_get("customer_id")?,
+                    applied_updated_at: row.try_get("applied_updated_at")?,
+                    source_tags: tags
+                        .map(|tags| serde_json::from_str(&tags))
+                        .transpose()
+                        .map_err(|e| {
+                            StoreError::Corrupt(format!("contact tags are not a JSON list: {e}"))
+                        })?,
+                }
+            }
             None => ContactLink::default(),
         })
+    }
+
+    pub async fn remember_tags(
+        &self,
+        route: &str,
+        contact_id: &str,
+        tags: &[String],
+    ) -> Result<(), StoreError> {
+        let tags = serde_json::to_string(tags)
+            .map_err(|e| StoreError::Corrupt(format!("cannot encode tags: {e}")))?;
+        sqlx::query(
+            r#"
+            INSERT INTO contacts (route, contact_id, source_tags, updated_at) VALUES ($1, $2, $3, $4)
+            ON CONFLICT (route, contact_id) DO UPDATE SET
+                source_tags = EXCLUDED.source_tags, updated_at = EXCLUDED.updated_at
+            "#,
+        )
+        .bind(route)
+        .bind(contact_id)
+        .bind(tags)
+        .bind(to_millis(SystemTime::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn redact_contacts(
+        &self,
+        route: &str,
+        contact_ids: &[String],
+    ) -> Result<u64, StoreError> {
+        // One statement per table with the ids as an array: the whole redaction is one
+        // transaction whatever the number of contacts.
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query(r#"DELETE FROM jobs WHERE route = $1 AND contact_id = ANY($2)"#)
+            .bind(route)
+            .bind(contact_ids)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query(r#"DELETE FROM contacts WHERE route = $1 AND contact_id = ANY($2)"#)
+            .bind(route)
+            .bind(contact_ids)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    pub async fn redact_tenant(&self, route: &str, tenant: &str) -> Result<u64, StoreError> {
+        // `meta` is TEXT holding a JSON object (as on SQLite), so it is read as jsonb here.
+        let mut tx = self.pool.begin().await?;
+        // Links first: they are found through the jobs about to be deleted.
+        sqlx::query(
+            r#"DELETE FROM contacts WHERE route = $1 AND contact_id IN (
+                   SELECT contact_id FROM jobs
+                    WHERE route = $1 AND contact_id IS NOT NULL
+                      AND lower(meta::jsonb ->> 'shop_domain') = lower($2))"#,
+        )
+        .bind(route)
+        .bind(tenant)
+        .execute(&mut *tx)
+        .await?;
+        let deleted = sqlx::query(
+            r#"DELETE FROM jobs WHERE route = $1 AND lower(meta::jsonb ->> 'shop_domain') = lower($2)"#,
+        )
+        .bind(route)
+        .bind(tenant)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(deleted)
     }
 
     pub async fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
@@ -351,6 +487,175 @@ impl PostgresStore {
             }
         }
         Ok(counts)
+    }
+
+    pub async fn list_jobs(
+        &self,
+        filter: &JobFilter,
+        before: Option<JobId>,
+        limit: u32,
+    ) -> Result<Vec<Job>, StoreError> {
+        // `$n::type IS NULL` gives PostgreSQL the parameter's type, which it cannot infer
+        // from a bare `$n IS NULL`.
+        let rows = sqlx::query(
+            r#"SELECT * FROM jobs
+                WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR route = $2)
+                  AND ($3::bigint IS NULL OR created_at >= $3) AND ($4::bigint IS NULL OR id < $4)
+                ORDER BY id DESC
+                LIMIT $5"#,
+        )
+        .bind(filter.state.map(JobState::as_str))
+        .bind(filter.route.as_deref())
+        .bind(filter.since.map(to_millis))
+        .bind(before.map(|id| id.0))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    pub async fn replay(&self, id: JobId, now: SystemTime) -> Result<JobChange, StoreError> {
+        let now_ms = to_millis(now);
+        // Attempts go back to 0 (a fresh retry schedule) and replayed_at starts a fresh
+        // max-age window; outcome and last_error stay until the next attempt overwrites them.
+        let mut tx = self.pool.begin().await?;
+        let affected = sqlx::query(
+            r#"UPDATE jobs
+                  SET state = 'pending', attempts = 0, next_attempt_at = $1, lease_until = NULL,
+                      replayed_at = $1, updated_at = $1
+                WHERE id = $2 AND state <> 'in_flight'"#,
+        )
+        .bind(now_ms)
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if affected > 0 {
+            // Another replica's idle worker may be the one to deliver it.
+            notify(&mut tx).await?;
+            tx.commit().await?;
+            return Ok(JobChange::Applied);
+        }
+        tx.commit().await?;
+        self.missing_or_in_flight(id).await
+    }
+
+    pub async fn replay_matching(
+        &self,
+        filter: &JobFilter,
+        now: SystemTime,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        let now_ms = to_millis(now);
+        // Walk ids upwards from a fixed ceiling so that replayed jobs (which may match the
+        // filter again, e.g. state = pending) and new arrivals are never visited twice, and
+        // each batch is its own short transaction so ingest is not blocked for long.
+        let ceiling: Option<i64> = sqlx::query_scalar(r#"SELECT MAX(id) FROM jobs"#)
+            .fetch_one(&self.pool)
+            .await?;
+        let Some(ceiling) = ceiling else {
+            return Ok(0);
+        };
+        let mut after = 0_i64;
+        let mut replayed = 0_u64;
+        loop {
+            let ids: Vec<i64> = sqlx::query_scalar(
+                r#"SELECT id FROM jobs
+                    WHERE id > $1 AND id <= $2 AND state <> 'in_flight'
+                      AND ($3::text IS NULL OR state = $3) AND ($4::text IS NULL OR route = $4)
+                      AND ($5::bigint IS NULL OR created_at >= $5)
+                    ORDER BY id
+                    LIMIT $6"#,
+            )
+            .bind(after)
+            .bind(ceiling)
+            .bind(filter.state.map(JobState::as_str))
+            .bind(filter.route.as_deref())
+            .bind(filter.since.map(to_millis))
+            .bind(i64::from(batch.max(1)))
+            .fetch_all(&self.pool)
+            .await?;
+            let (Some(first), Some(last)) = (ids.first().copied(), ids.last().copied()) else {
+                break;
+            };
+            let mut tx = self.pool.begin().await?;
+            // The filter is applied again: a job may have been claimed or changed since
+            // the ids were read.
+            let affected = sqlx::query(
+                r#"UPDATE jobs
+                      SET state = 'pending', attempts = 0, next_attempt_at = $1, lease_until = NULL,
+                          replayed_at = $1, updated_at = $1
+                    WHERE id >= $2 AND id <= $3 AND state <> 'in_flight'
+                      AND ($4::text IS NULL OR state = $4) AND ($5::text IS NULL OR route = $5)
+                      AND ($6::bigint IS NULL OR created_at >= $6)"#,
+            )
+            .bind(now_ms)
+            .bind(first)
+            .bind(last)
+            .bind(filter.state.map(JobState::as_str))
+            .bind(filter.route.as_deref())
+            .bind(filter.since.map(to_millis))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if affected > 0 {
+                notify(&mut tx).await?;
+            }
+            tx.commit().await?;
+            replayed += affected;
+            after = last;
+        }
+        Ok(replayed)
+    }
+
+    pub async fn delete_job(&self, id: JobId) -> Result<JobChange, StoreError> {
+        let affected = sqlx::query(r#"DELETE FROM jobs WHERE id = $1 AND state <> 'in_flight'"#)
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if affected > 0 {
+            return Ok(JobChange::Applied);
+        }
+        self.missing_or_in_flight(id).await
+    }
+
+    async fn missing_or_in_flight(&self, id: JobId) -> Result<JobChange, StoreError> {
+        let exists: Option<i64> = sqlx::query_scalar(r#"SELECT id FROM jobs WHERE id = $1"#)
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(if exists.is_some() {
+            JobChange::InFlight
+        } else {
+            JobChange::NotFound
+        })
+    }
+
+    pub async fn purge_done(&self, cutoff: SystemTime, batch: u32) -> Result<u64, StoreError> {
+        // SKIP LOCKED: replicas purging at the same time split the rows instead of
+        // waiting on each other.
+        let deleted = sqlx::query(
+            r#"DELETE FROM jobs WHERE id IN (
+                   SELECT id FROM jobs WHERE state = 'done' AND updated_at < $1
+                    LIMIT $2 FOR UPDATE SKIP LOCKED)"#,
+        )
+        .bind(to_millis(cutoff))
+        .bind(i64::from(batch.max(1)))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(deleted)
+    }
+
+    pub async fn oldest_undelivered(&self) -> Result<Option<SystemTime>, StoreError> {
+        let oldest: Option<i64> = sqlx::query_scalar(
+            r#"SELECT MIN(COALESCE(replayed_at, created_at)) FROM jobs
+                WHERE state IN ('pending', 'in_flight')"#,
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(oldest.map(from_millis))
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
@@ -459,16 +764,21 @@ async fn upsert_contact(
 
 /// The group-commit writer: drains whatever is waiting, writes it in one transaction,
 /// answers each request after the commit. Ends when every sender is gone.
-async fn write_loop(pool: PgPool, mut requests: mpsc::Receiver<(NewJob, Reply)>) {
+async fn write_loop(pool: PgPool, mut requests: mpsc::Receiver<(Vec<NewJob>, Reply)>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while requests.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let jobs: Vec<&NewJob> = batch.iter().map(|(job, _)| job).collect();
-        match insert_batch(&pool, &jobs).await {
+        let jobs: Vec<&NewJob> = batch.iter().flat_map(|(jobs, _)| jobs).collect();
+        let started = std::time::Instant::now();
+        let committed = insert_batch(&pool, &jobs).await;
+        crate::metrics::store_commit(jobs.len(), started.elapsed());
+        match committed {
             Ok(results) => {
-                for ((_, reply), result) in batch.drain(..).zip(results) {
-                    // A requester that gave up (timed out) no longer listens; its job is
-                    // stored all the same and a retry of it will be a duplicate.
-                    let _ignored = reply.send(Ok(result));
+                let mut results = results.into_iter();
+                for (jobs, reply) in batch.drain(..) {
+                    let mine: Vec<Enqueued> = results.by_ref().take(jobs.len()).collect();
+                    // A requester that gave up (timed out) no longer listens; its jobs are
+                    // stored all the same and a retry of them will be duplicates.
+                    let _ignored = reply.send(Ok(mine));
                 }
             }
             Err(error) => {
@@ -575,5 +885,8 @@ fn job_from_row(row: &PgRow) -> Result<Job, StoreError> {
         customer_id: row.try_get("customer_id")?,
         last_error: row.try_get("last_error")?,
         created_at: from_millis(row.try_get("created_at")?),
+        replayed_at: row
+            .try_get::<Option<i64>, _>("replayed_at")?
+            .map(from_millis),
     })
 }
