@@ -13,9 +13,11 @@ use std::{
 };
 
 use bytes::Bytes;
-use sqlx::{Connection, PgConnection};
+use sqlx::{Connection, PgConnection, SqliteConnection};
 
-use super::{Enqueued, Finish, JobState, NewJob, Store};
+use super::{
+    ContactLink, Enqueued, Finish, JobChange, JobFilter, JobId, JobState, NewJob, Store, to_millis,
+};
 
 #[derive(Debug, Clone, Copy)]
 enum Backend {
@@ -62,6 +64,35 @@ impl TestStore {
     /// A second handle on the same data: another replica for PostgreSQL.
     async fn another_replica(&self) -> Store {
         Store::connect(&self.url, 4).await.unwrap()
+    }
+
+    /// Runs one statement on the test's database beside the store: to break it on purpose.
+    async fn execute(&self, sql: &str) {
+        if self.database.is_some() {
+            let mut db = PgConnection::connect(&self.url).await.unwrap();
+            sqlx::query(sql).execute(&mut db).await.unwrap();
+            db.close().await.unwrap();
+        } else {
+            let mut db = SqliteConnection::connect(&self.url).await.unwrap();
+            sqlx::query(sql).execute(&mut db).await.unwrap();
+            db.close().await.unwrap();
+        }
+    }
+
+    /// Reads one count straight from the test's database: what is really on disk.
+    async fn count(&self, sql: &str) -> i64 {
+        let count = if self.database.is_some() {
+            let mut db = PgConnection::connect(&self.url).await.unwrap();
+            let count = sqlx::query_scalar(sql).fetch_one(&mut db).await.unwrap();
+            db.close().await.unwrap();
+            count
+        } else {
+            let mut db = SqliteConnection::connect(&self.url).await.unwrap();
+            let count = sqlx::query_scalar(sql).fetch_one(&mut db).await.unwrap();
+            db.close().await.unwrap();
+            count
+        };
+        count
     }
 
     async fn cleanup(self) {
@@ -423,6 +454,530 @@ async fn racing_claimers_never_hold_two_jobs_of_one_contact(backend: Backend) {
     t.cleanup().await;
 }
 
+/// The instant as the store keeps it (Unix ms), so comparisons ignore sub-ms digits.
+fn ms(time: SystemTime) -> i64 {
+    to_millis(time)
+}
+
+async fn a_replay_resets_attempts_and_starts_a_fresh_age_window(backend: Backend) {
+    let Some(t) = TestStore::open(backend, "replay").await else {
+        return;
+    };
+    let store = &t.store;
+    assert_eq!(store.oldest_undelivered().await.unwrap(), None);
+    for d in ["d1", "d2"] {
+        store.enqueue(new_job(d, Some(d), None)).await.unwrap();
+    }
+    let now = SystemTime::now();
+    let parked = store.claim(now, LEASE).await.unwrap().unwrap();
+    let dead = Finish::Dead {
+        outcome: "rejected",
+        reason: "x".into(),
+    };
+    store.finish(&parked, dead, now).await.unwrap();
+    let busy = store.claim(now, LEASE).await.unwrap().unwrap();
+    let before = store.job(parked.id).await.unwrap().unwrap();
+    assert_eq!((before.attempts, before.replayed_at), (1, None));
+    assert_eq!(ms(before.age_from()), ms(before.created_at));
+
+    let later = now + Duration::from_secs(3 * 3600);
+    assert_eq!(
+        store.replay(parked.id, later).await.unwrap(),
+        JobChange::Applied
+    );
+    let after = store.job(parked.id).await.unwrap().unwrap();
+    assert_eq!((after.state, after.attempts), (JobState::Pending, 0));
+    assert_eq!(after.replayed_at.map(ms), Some(ms(later)));
+    assert_eq!(ms(after.age_from()), ms(later));
+    assert_eq!(ms(after.created_at), ms(before.created_at));
+    assert_eq!(ms(after.next_attempt_at), ms(later));
+    assert_eq!(
+        store.oldest_undelivered().await.unwrap().map(ms),
+        Some(ms(busy.created_at)),
+        "the job in flight arrived before the replayed one's fresh window"
+    );
+
+    assert_eq!(
+        store.replay(busy.id, later).await.unwrap(),
+        JobChange::InFlight
+    );
+    assert_eq!(
+        store.replay(JobId(999_999), later).await.unwrap(),
+        JobChange::NotFound
+    );
+    store
+        .finish(&busy, done("created", None), now)
+        .await
+        .unwrap();
+    assert!(
+        store.claim(now, LEASE).await.unwrap().is_none(),
+        "the replayed job is due at the replay's time"
+    );
+    let again = store.claim(later, LEASE).await.unwrap().unwrap();
+    assert_eq!((again.id, again.attempts), (parked.id, 1));
+    t.cleanup().await;
+}
+
+async fn replay_matching_replays_only_matching_jobs_not_in_flight_in_batches(backend: Backend) {
+    let Some(t) = TestStore::open(backend, "replay_matching").await else {
+        return;
+    };
+    let store = &t.store;
+    let mut elsewhere = new_job("other", Some("o1"), None);
+    elsewhere.route = "beta".into();
+    store.enqueue(elsewhere).await.unwrap();
+    for n in 0..5 {
+        let d = format!("d{n}");
+        store.enqueue(new_job(&d, Some(&d), None)).await.unwrap();
+    }
+    let now = SystemTime::now();
+    // Park everything but the last acme job, which stays in flight.
+    for _ in 0..5 {
+        let job = store.claim(now, LEASE).await.unwrap().unwrap();
+        let dead = Finish::Dead {
+            outcome: "rejected",
+            reason: "x".into(),
+        };
+        store.finish(&job, dead, now).await.unwrap();
+    }
+    let in_flight = store.claim(now, LEASE).await.unwrap().unwrap();
+    assert_eq!(in_flight.delivery_id, "d4");
+
+    let filter = JobFilter {
+        state: Some(JobState::Dead),
+        route: Some("acme".into()),
+        since: None,
+    };
+    let later = now + Duration::from_secs(60);
+    assert_eq!(store.replay_matching(&filter, later, 2).await.unwrap(), 4);
+    let counts = store.counts().await.unwrap();
+    assert_eq!(
+        (counts.pending, counts.in_flight, counts.dead),
+        (4, 1, 1),
+        "beta's dead job and the job in flight are left alone"
+    );
+    let other = store
+        .job_by_delivery("beta", "other")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(other.state, JobState::Dead);
+    assert_eq!(store.replay_matching(&filter, later, 2).await.unwrap(), 0);
+    t.cleanup().await;
+}
+
+async fn a_deleted_job_is_gone_with_its_dedupe_key_unless_it_is_in_flight(backend: Backend) {
+    let Some(t) = TestStore::open(backend, "delete_job").await else {
+        return;
+    };
+    let store = &t.store;
+    let Enqueued::Accepted(first) = store.enqueue(new_job("d1", None, None)).await.unwrap() else {
+        panic!("a new delivery is accepted")
+    };
+    store.enqueue(new_job("d2", None, None)).await.unwrap();
+    let busy = store
+        .claim(SystemTime::now(), LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(busy.id, first);
+    assert_eq!(store.delete_job(first).await.unwrap(), JobChange::InFlight);
+    let second = store.job_by_delivery("acme", "d2").await.unwrap().unwrap();
+    assert_eq!(
+        store.delete_job(second.id).await.unwrap(),
+        JobChange::Applied
+    );
+    assert!(store.job(second.id).await.unwrap().is_none());
+    assert_eq!(
+        store.delete_job(second.id).await.unwrap(),
+        JobChange::NotFound
+    );
+    assert!(matches!(
+        store.enqueue(new_job("d2", None, None)).await.unwrap(),
+        Enqueued::Accepted(id) if id != second.id
+    ));
+    t.cleanup().await;
+}
+
+async fn jobs_are_listed_newest_first_filtered_and_paged_by_cursor(backend: Backend) {
+    let Some(t) = TestStore::open(backend, "list_jobs").await else {
+        return;
+    };
+    let store = &t.store;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let d = format!("d{n}");
+        match store.enqueue(new_job(&d, None, None)).await.unwrap() {
+            Enqueued::Accepted(id) => ids.push(id),
+            other => panic!("{other:?}"),
+        }
+        let mut elsewhere = new_job(&d, None, None);
+        elsewhere.route = "beta".into();
+        store.enqueue(elsewhere).await.unwrap();
+    }
+    let acme = JobFilter {
+        route: Some("acme".into()),
+        ..JobFilter::default()
+    };
+    let mut pages = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store.list_jobs(&acme, before, 2).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 2);
+        before = page.last().map(|job| job.id);
+        pages.push(page.iter().map(|job| job.id).collect::<Vec<_>>());
+    }
+    let expected: Vec<Vec<JobId>> = vec![vec![ids[4], ids[3]], vec![ids[2], ids[1]], vec![ids[0]]];
+    assert_eq!(pages, expected);
+
+    let job = store
+        .claim(SystemTime::now(), LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    let in_flight = JobFilter {
+        state: Some(JobState::InFlight),
+        ..JobFilter::default()
+    };
+    let listed = store.list_jobs(&in_flight, None, 10).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![job.id]
+    );
+    let future = JobFilter {
+        since: Some(SystemTime::now() + Duration::from_secs(3600)),
+        ..JobFilter::default()
+    };
+    assert!(store.list_jobs(&future, None, 10).await.unwrap().is_empty());
+    let past = JobFilter {
+        since: Some(SystemTime::now() - Duration::from_secs(3600)),
+        ..JobFilter::default()
+    };
+    assert_eq!(store.list_jobs(&past, None, 100).await.unwrap().len(), 10);
+    t.cleanup().await;
+}
+
+async fn purging_deletes_only_done_jobs_older_than_the_cutoff_in_bounded_batches(backend: Backend) {
+    let Some(t) = TestStore::open(backend, "purge_done").await else {
+        return;
+    };
+    let store = &t.store;
+    for d in ["old1", "old2", "recent", "dead", "pending"] {
+        store.enqueue(new_job(d, Some(d), None)).await.unwrap();
+    }
+    let now = SystemTime::now();
+    let old = now - Duration::from_secs(10 * 24 * 3600);
+    for (ended, finish) in [
+        (old, done("created", None)),
+        (old, done("created", None)),
+        (now, done("created", None)),
+        (
+            old,
+            Finish::Dead {
+                outcome: "rejected",
+                reason: "x".into(),
+            },
+        ),
+    ] {
+        let job = store.claim(now, LEASE).await.unwrap().unwrap();
+        assert!(store.finish(&job, finish, ended).await.unwrap());
+    }
+    let cutoff = now - Duration::from_secs(7 * 24 * 3600);
+    assert_eq!(store.purge_done(cutoff, 1).await.unwrap(), 1);
+    assert_eq!(store.purge_done(cutoff, 1).await.unwrap(), 1);
+    assert_eq!(store.purge_done(cutoff, 1).await.unwrap(), 0);
+    for (delivery, kept) in [
+        ("old1", false),
+        ("old2", false),
+        ("recent", true),
+        ("dead", true),
+        ("pending", true),
+    ] {
+        assert_eq!(
+            store
+                .job_by_delivery("acme", delivery)
+                .await
+                .unwrap()
+                .is_some(),
+            kept,
+            "{delivery}"
+        );
+    }
+    t.cleanup().await;
+}
+
+async fn one_requests_jobs_are_stored_all_or_nothing_and_deduped(backend: Backend) {
+    let Some(t) = TestStore::open(backend, "enqueue_many").await else {
+        return;
+    };
+    let store = &t.store;
+    let Enqueued::Accepted(b) = store.enqueue(new_job("b", None, None)).await.unwrap() else {
+        panic!("a new delivery is accepted")
+    };
+    let results = store
+        .enqueue_many(vec![
+            new_job("a", None, None),
+            new_job("b", None, None),
+            new_job("c", None, None),
+            new_job("a", None, None),
+        ])
+        .await
+        .unwrap();
+    let Enqueued::Accepted(a) = results[0] else {
+        panic!("{results:?}")
+    };
+    assert_eq!(results[1], Enqueued::Duplicate(b));
+    assert!(matches!(results[2], Enqueued::Accepted(c) if c != a && c != b));
+    assert_eq!(results[3], Enqueued::Duplicate(a));
+    assert_eq!(store.counts().await.unwrap().pending, 3);
+
+    // A job the database refuses must take the rest of its request down with it.
+    match backend {
+        Backend::Sqlite => {
+            t.execute(
+                "CREATE TRIGGER refuse_poison BEFORE INSERT ON jobs WHEN NEW.delivery_id = 'poison' \
+                 BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
+            )
+            .await
+        }
+        Backend::Postgres => {
+            t.execute(
+                "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                 BEGIN IF NEW.delivery_id = 'poison' THEN RAISE EXCEPTION 'poisoned'; END IF; \
+                 RETURN NEW; END $$",
+            )
+            .await;
+            t.execute(
+                "CREATE TRIGGER refuse_poison BEFORE INSERT ON jobs \
+                 FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
+            )
+            .await
+        }
+    }
+    let refused = store
+        .enqueue_many(vec![
+            new_job("x", None, None),
+            new_job("poison", None, None),
+            new_job("y", None, None),
+        ])
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    for delivery in ["x", "poison", "y"] {
+        assert!(
+            store
+                .job_by_delivery("acme", delivery)
+                .await
+                .unwrap()
+                .is_none(),
+            "{delivery} must not be stored"
+        );
+    }
+    assert_eq!(t.count("SELECT COUNT(*) FROM jobs").await, 3);
+    // The writer survives a failed commit.
+    assert!(matches!(
+        store.enqueue(new_job("x", None, None)).await.unwrap(),
+        Enqueued::Accepted(_)
+    ));
+    t.cleanup().await;
+}
+
+/// A job whose payload names its contact's e-mail address, as a real webhook would.
+fn personal_job(delivery: &str, contact: &str, shop: &str) -> NewJob {
+    let mut job = new_job(delivery, Some(contact), None);
+    job.meta = BTreeMap::from([("shop_domain".into(), shop.into())]);
+    job.payload = Bytes::from(format!(r#"{{"email":"{contact}@example.com"}}"#));
+    job
+}
+
+async fn redaction_leaves_no_payload_or_link_of_those_customers(backend: Backend) {
+    let Some(t) = TestStore::open(backend, "redaction").await else {
+        return;
+    };
+    let store = &t.store;
+    let mut other_route = personal_job("r1", "c2", "a.myshopify.com");
+    other_route.route = "beta".into();
+    for job in [
+        personal_job("d1", "c1", "a.myshopify.com"),
+        personal_job("d2", "c1", "a.myshopify.com"),
+        personal_job("d3", "c2", "a.myshopify.com"),
+        personal_job("d4", "c3", "b.myshopify.com"),
+        other_route,
+    ] {
+        store.enqueue(job).await.unwrap();
+    }
+    store
+        .remember_tags("acme", "c1", &["vip".into(), "wholesale".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.contact("acme", "c1").await.unwrap().source_tags,
+        Some(vec!["vip".to_string(), "wholesale".to_string()])
+    );
+    // Deliver everything, so every contact has a link to forget.
+    let now = SystemTime::now();
+    while let Some(job) = store.claim(now, LEASE).await.unwrap() {
+        let link = format!("AG-1:{}", job.contact_id.as_deref().unwrap());
+        assert!(
+            store
+                .finish(&job, done("created", Some(&link)), now)
+                .await
+                .unwrap()
+        );
+    }
+    assert_eq!(t.count("SELECT COUNT(*) FROM contacts").await, 4);
+
+    assert_eq!(
+        store.redact_contacts("acme", &["c1".into()]).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        store.contact("acme", "c1").await.unwrap(),
+        ContactLink::default()
+    );
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM jobs WHERE route = 'acme' AND contact_id = 'c1'")
+            .await,
+        0
+    );
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM contacts WHERE route = 'acme' AND contact_id = 'c1'")
+            .await,
+        0
+    );
+
+    assert_eq!(
+        store
+            .redact_tenant("acme", "A.MyShopify.com")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store.contact("acme", "c2").await.unwrap(),
+        ContactLink::default()
+    );
+    let left: Vec<_> = store
+        .list_jobs(&JobFilter::default(), None, 100)
+        .await
+        .unwrap();
+    let mut left_deliveries: Vec<_> = left
+        .iter()
+        .map(|job| (job.route.as_str(), job.delivery_id.as_str()))
+        .collect();
+    left_deliveries.sort_unstable();
+    assert_eq!(left_deliveries, vec![("acme", "d4"), ("beta", "r1")]);
+    for job in left.iter().filter(|job| job.route == "acme") {
+        let payload = String::from_utf8_lossy(&job.payload);
+        assert!(
+            !payload.contains("c1@") && !payload.contains("c2@"),
+            "{payload}"
+        );
+    }
+    assert_eq!(t.count("SELECT COUNT(*) FROM contacts").await, 2);
+    assert_eq!(
+        store.contact("beta", "c2").await.unwrap().customer_id,
+        Some("AG-1:c2".into()),
+        "another route's contact is not that shop's"
+    );
+    t.cleanup().await;
+}
+
+async fn a_deferral_gives_back_the_attempt_lets_the_create_run_and_linking_wakes_it(
+    backend: Backend,
+) {
+    let Some(t) = TestStore::open(backend, "defer").await else {
+        return;
+    };
+    let replica = t.another_replica().await;
+    let store = &t.store;
+    store
+        .enqueue(new_job("tags", Some("c1"), None))
+        .await
+        .unwrap();
+    store
+        .enqueue(new_job("create", Some("c1"), None))
+        .await
+        .unwrap();
+    let now = SystemTime::now();
+    let partial = store.claim(now, LEASE).await.unwrap().unwrap();
+    assert_eq!(
+        (partial.delivery_id.as_str(), partial.attempts),
+        ("tags", 1)
+    );
+    let later = now + Duration::from_secs(3600);
+    let defer = Finish::Defer {
+        at: later,
+        reason: "waiting for the contact's create".into(),
+    };
+    assert!(store.finish(&partial, defer, now).await.unwrap());
+    let deferred = store.job(partial.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            deferred.state,
+            deferred.attempts,
+            deferred.outcome.as_deref()
+        ),
+        (JobState::Pending, 0, Some("deferred"))
+    );
+
+    let create = replica.claim(now, LEASE).await.unwrap().unwrap();
+    assert_eq!(
+        create.delivery_id, "create",
+        "the deferred job must not hold the create back"
+    );
+    assert!(
+        store.claim(now, LEASE).await.unwrap().is_none(),
+        "the deferred job is not due and its contact is busy"
+    );
+    replica
+        .finish(&create, done("created", Some("AG-1:C-1")), now)
+        .await
+        .unwrap();
+    let woken = store.claim(now, LEASE).await.unwrap().unwrap();
+    assert_eq!(
+        (woken.delivery_id.as_str(), woken.attempts),
+        ("tags", 1),
+        "linking the contact makes its deferred job due at once"
+    );
+    let finished = done("updated", None);
+    assert!(store.finish(&woken, finished, now).await.unwrap());
+    replica.close().await;
+    t.cleanup().await;
+}
+
+async fn a_wait_gives_back_the_attempt_and_still_holds_the_contact_back(backend: Backend) {
+    let Some(t) = TestStore::open(backend, "wait").await else {
+        return;
+    };
+    let store = &t.store;
+    for d in ["d1", "d2"] {
+        store.enqueue(new_job(d, Some("c1"), None)).await.unwrap();
+    }
+    let now = SystemTime::now();
+    let job = store.claim(now, LEASE).await.unwrap().unwrap();
+    let at = now + Duration::from_secs(30);
+    let wait = Finish::Wait {
+        at,
+        error: "no Vendasta token".into(),
+    };
+    assert!(store.finish(&job, wait, now).await.unwrap());
+    let waiting = store.job(job.id).await.unwrap().unwrap();
+    assert_eq!(
+        (waiting.state, waiting.attempts, waiting.outcome.as_deref()),
+        (JobState::Pending, 0, Some("waiting"))
+    );
+    assert!(
+        store.claim(now, LEASE).await.unwrap().is_none(),
+        "d1 is not due and d2 waits behind it"
+    );
+    let again = store.claim(at, LEASE).await.unwrap().unwrap();
+    assert_eq!((again.delivery_id.as_str(), again.attempts), ("d1", 1));
+    t.cleanup().await;
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -448,6 +1003,15 @@ on_both_backends!(
     an_unlinked_contact_forgets_its_customer_and_is_retried_at_once,
     a_closed_store_refuses_writes,
     racing_claimers_never_hold_two_jobs_of_one_contact,
+    a_replay_resets_attempts_and_starts_a_fresh_age_window,
+    replay_matching_replays_only_matching_jobs_not_in_flight_in_batches,
+    a_deleted_job_is_gone_with_its_dedupe_key_unless_it_is_in_flight,
+    jobs_are_listed_newest_first_filtered_and_paged_by_cursor,
+    purging_deletes_only_done_jobs_older_than_the_cutoff_in_bounded_batches,
+    one_requests_jobs_are_stored_all_or_nothing_and_deduped,
+    redaction_leaves_no_payload_or_link_of_those_customers,
+    a_deferral_gives_back_the_attempt_lets_the_create_run_and_linking_wakes_it,
+    a_wait_gives_back_the_attempt_and_still_holds_the_contact_back,
 );
 
 /// PostgreSQL only: SQLite has one replica, whose ingest wakes its own worker.

@@ -32,7 +32,8 @@ pub const CUSTOMERS_PATH: &str = "/business/customers";
 /// Everything a test needs to talk to a running bridge.
 pub struct TestApp {
     pub ingest: String,
-    /// `store.url` of this app's SQLite file, for tests that assert on the database.
+    /// `store.url` of this app's SQLite file or PostgreSQL database, for tests that
+    /// assert on the database.
     pub store_url: String,
     pub admin: String,
     pub vendasta: MockServer,
