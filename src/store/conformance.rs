@@ -81,7 +81,7 @@ impl TestStore {
 
     /// Reads one count straight from the test's database: what is really on disk.
     async fn count(&self, sql: &str) -> i64 {
-        let count = if self.database.is_some() {
+        if self.database.is_some() {
             let mut db = PgConnection::connect(&self.url).await.unwrap();
             let count = sqlx::query_scalar(sql).fetch_one(&mut db).await.unwrap();
             db.close().await.unwrap();
@@ -91,8 +91,7 @@ impl TestStore {
             let count = sqlx::query_scalar(sql).fetch_one(&mut db).await.unwrap();
             db.close().await.unwrap();
             count
-        };
-        count
+        }
     }
 
     async fn cleanup(self) {
