@@ -68,11 +68,12 @@ pub struct App {
 impl App {
     /// Opens the store (running migrations) and builds the routes, client and worker.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let store = Store::open(&config.store.url)
+        let store = Store::connect(&config.store.url, config.store.pool_size)
             .await
             .context("cannot open store.url")?;
         let routes = Registry::from_config(&config).map_err(anyhow::Error::msg)?;
         let wake = Arc::new(Notify::new());
+        store.forward_new_work(Arc::clone(&wake));
         // The worker beats at least once a second; allow for a slow store call.
         let health = Health::new(Duration::from_secs(30).max(config.delivery.poll_interval() * 10));
         let upstream = vendasta::Upstream::new(&config, &health)

@@ -94,18 +94,53 @@ pub enum LogFormat {
 }
 
 /// The durable queue.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 pub struct StoreConfig {
-    /// `sqlite://PATH`; the file and its directory are created if missing.
+    /// `sqlite://PATH` (one replica; the file and its directory are created if missing)
+    /// or `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (several replicas share it).
+    /// Printed and logged only with the password redacted.
+    #[serde(serialize_with = "serialize_redacted_url")]
     pub url: String,
+    /// Most connections one replica opens to PostgreSQL; ignored for SQLite.
+    pub pool_size: u32,
     /// Done jobs (payload and dedupe key included) are deleted this many days after they
     /// finished; at least 7 so dedupe keys outlive providers' retry windows.
     pub retention_days: u64,
 }
 
+// Hand-written so that `{:?}` of the config can never print a database password.
+impl fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("url", &crate::store::redact_url(&self.url))
+            .field("pool_size", &self.pool_size)
+            .field("retention_days", &self.retention_days)
+            .finish()
+    }
+}
+
+fn serialize_redacted_url<S: Serializer>(url: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&crate::store::redact_url(url))
+}
+
 impl StoreConfig {
     pub fn retention(&self) -> Duration {
         Duration::from_secs(self.retention_days.saturating_mul(86_400))
+    }
+
+    fn validate_store(&self, problems: &mut Vec<String>) {
+        let url = crate::store::redact_url(&self.url);
+        if !self.url.starts_with("sqlite:") && !crate::store::is_postgres_url(&self.url) {
+            problems.push(format!(
+                "store.url `{url}` is not supported: use sqlite://PATH (e.g. sqlite://data/bridge.db) for one replica, or postgres://USER:PASSWORD@HOST:PORT/DATABASE for several"
+            ));
+        }
+        if crate::store::is_postgres_url(&self.url) && self.pool_size == 0 {
+            problems.push(
+                "store.pool_size is 0: set it to the most PostgreSQL connections one replica may open, e.g. 10"
+                    .into(),
+            );
+        }
     }
 }
 
@@ -565,12 +600,7 @@ impl Config {
                 self.server.listen_address
             ));
         }
-        if !self.store.url.starts_with("sqlite:") {
-            problems.push(format!(
-                "store.url `{}` is not supported: use sqlite://PATH, e.g. sqlite://data/bridge.db",
-                self.store.url
-            ));
-        }
+        self.store.validate_store(problems);
         check_http_url(
             "vendasta.customers_url",
             &self.vendasta.customers_url,
@@ -1234,5 +1264,58 @@ mod tests {
         );
         assert!(text.contains("[redacted]"));
         assert!(format!("{config:?}").contains("[redacted]"));
+    }
+
+    #[test]
+    fn a_postgres_store_url_is_accepted_and_its_password_never_shown() {
+        let vars = env(&[
+            ("VENDASTA_TOKEN", "tok-abc"),
+            ("SHOPIFY_WEBHOOK_SECRET", "s3cr3t"),
+            (
+                "BRIDGE_STORE__URL",
+                "postgresql://bridge:pg-pass@db:5432/bridge",
+            ),
+            ("BRIDGE_STORE__POOL_SIZE", "4"),
+        ]);
+        let config = Config::from_sources(Some(ROUTE), None, &vars).unwrap();
+        assert_eq!(config.store.pool_size, 4);
+        let shown = [config.to_redacted_toml(), format!("{config:?}")];
+        for text in shown {
+            assert!(!text.contains("pg-pass"), "{text}");
+            assert!(text.contains("bridge:[redacted]@db:5432/bridge"), "{text}");
+        }
+    }
+
+    #[test]
+    fn an_unsupported_store_url_and_an_empty_pool_are_reported_without_the_password() {
+        let vars = env(&[
+            ("VENDASTA_TOKEN", "tok-abc"),
+            ("SHOPIFY_WEBHOOK_SECRET", "s3cr3t"),
+            ("BRIDGE_STORE__URL", "mysql://bridge:pg-pass@db/bridge"),
+        ]);
+        let problems = Config::from_sources(Some(ROUTE), None, &vars)
+            .unwrap_err()
+            .problems;
+        let text = problems.join("\n");
+        assert!(
+            text.contains("store.url `mysql://bridge:[redacted]@db/bridge` is not supported"),
+            "{text}"
+        );
+        assert!(!text.contains("pg-pass"), "{text}");
+        let vars = env(&[
+            ("VENDASTA_TOKEN", "tok-abc"),
+            ("SHOPIFY_WEBHOOK_SECRET", "s3cr3t"),
+            ("BRIDGE_STORE__URL", "postgres://bridge@db/bridge"),
+            ("BRIDGE_STORE__POOL_SIZE", "0"),
+        ]);
+        let problems = Config::from_sources(Some(ROUTE), None, &vars)
+            .unwrap_err()
+            .problems;
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("store.pool_size is 0")),
+            "{problems:?}"
+        );
     }
 }

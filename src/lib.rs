@@ -20,7 +20,8 @@
 //! - [`transform`]: pure `Contact` → Vendasta customer attributes (normalisation).
 //! - [`vendasta`]: credentials and token minting (`auth`), the customers and CRM adapters
 //!   behind one `Upstream`, their wire models. Only module that imports reqwest.
-//! - [`store`]: the durable queue, dedupe keys and contact links. Only module that imports sqlx.
+//! - [`store`]: the durable queue, dedupe keys and contact links, on SQLite (one replica) or
+//!   PostgreSQL (several). Only module that imports sqlx.
 //! - [`delivery`]: the worker that claims jobs and delivers them; pure retry maths.
 //! - [`hubspot`]: HubSpot's CRM API client (reads the contact a HubSpot webhook names).
 //! - [`health`]: readiness state shared by the worker, the store and `/readyz`.

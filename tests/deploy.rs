@@ -94,6 +94,49 @@ fn the_image_store_url_points_at_its_volume() {
     assert!(dockerfile.contains("USER 65532:65532"));
 }
 
+#[test]
+fn the_postgres_compose_file_runs_two_replicas_on_one_database_after_it_is_healthy() {
+    let compose = yaml("deploy/compose.postgres.yaml");
+    let services = &compose["services"];
+    assert!(services["postgres"]["healthcheck"]["test"].is_array());
+    let mut urls = Vec::new();
+    for name in ["bridge-a", "bridge-b"] {
+        let bridge = &services[name];
+        assert_eq!(
+            bridge["depends_on"]["postgres"]["condition"], "service_healthy",
+            "{name} waits for the database"
+        );
+        let grace: u64 = bridge["stop_grace_period"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches('s')
+            .parse()
+            .unwrap();
+        assert!(grace > defaults().server.shutdown_timeout_seconds);
+        // Its environment, with each `${VAR:?…}` filled in (AG-1 suits every one), is a valid config.
+        let env: BTreeMap<String, String> = bridge["environment"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(key, value)| {
+                let value = value.as_str().unwrap();
+                let filled = match value.split_once("${") {
+                    Some((head, rest)) => {
+                        let (_, tail) = rest.split_once('}').unwrap();
+                        format!("{head}AG-1{tail}")
+                    }
+                    None => value.to_string(),
+                };
+                (key.clone(), filled)
+            })
+            .collect();
+        let config = Config::from_sources(None, None, &env).unwrap();
+        assert!(config.store.url.starts_with("postgres://"));
+        urls.push(config.store.url);
+    }
+    assert_eq!(urls[0], urls[1], "both replicas share one queue");
+}
+
 /// Every YAML file under `dir`, recursively.
 fn manifests(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {

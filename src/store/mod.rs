@@ -7,6 +7,9 @@
 //! the claim that holds it. Only this module imports sqlx. It knows nothing of HTTP,
 //! providers or Vendasta.
 
+#[cfg(test)]
+mod conformance;
+mod postgres;
 mod sqlite;
 
 use std::{
@@ -16,6 +19,7 @@ use std::{
 
 use bytes::Bytes;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Identifies a job; shown to providers in the ack and to operators in logs.
@@ -236,22 +240,56 @@ impl StoreError {
 }
 
 /// The configured backend. An enum, not a trait object: there are exactly two known
-/// backends (PostgreSQL lands next), and every caller sees one concrete API.
+/// backends, and every caller sees one concrete API.
 #[derive(Debug, Clone)]
 pub enum Store {
+    /// One replica, embedded file.
     Sqlite(SqliteStore),
+    /// Several replicas sharing one database.
+    Postgres(PostgresStore),
 }
+
+/// Connections a PostgreSQL store opens when the caller does not say (`store.pool_size`).
+pub const DEFAULT_POOL_SIZE: u32 = 10;
 
 impl Store {
     /// Opens (creating if needed) the store named by `url` and runs its migrations.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        Ok(Store::Sqlite(SqliteStore::open(url).await?))
+        Self::connect(url, DEFAULT_POOL_SIZE).await
+    }
+
+    /// Like [`Store::open`], with up to `pool_size` connections for PostgreSQL
+    /// (`postgres://` or `postgresql://`); any other URL is a SQLite file.
+    pub async fn connect(url: &str, pool_size: u32) -> Result<Self, StoreError> {
+        if is_postgres_url(url) {
+            Ok(Store::Postgres(PostgresStore::open(url, pool_size).await?))
+        } else {
+            Ok(Store::Sqlite(SqliteStore::open(url).await?))
+        }
+    }
+
+    /// Which backend this is, for logs and `/readyz`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Pokes `wake` when another replica stores new work or frees a contact's next job.
+    /// SQLite has one replica, whose ingest pokes the worker itself, so it does nothing.
+    pub fn forward_new_work(&self, wake: std::sync::Arc<tokio::sync::Notify>) {
+        match self {
+            Store::Sqlite(_) => {}
+            Store::Postgres(store) => store.forward_new_work(wake),
+        }
     }
 
     /// Stores a webhook durably. Returns only after the commit that holds it is on disk.
     pub async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
         match self {
             Store::Sqlite(store) => store.enqueue(job).await,
+            Store::Postgres(store) => store.enqueue(job).await,
         }
     }
 
@@ -259,6 +297,7 @@ impl Store {
     pub async fn claim(&self, now: SystemTime, lease: Duration) -> Result<Option<Job>, StoreError> {
         match self {
             Store::Sqlite(store) => store.claim(now, lease).await,
+            Store::Postgres(store) => store.claim(now, lease).await,
         }
     }
 
@@ -272,6 +311,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         match self {
             Store::Sqlite(store) => store.finish(job, finish, now).await,
+            Store::Postgres(store) => store.finish(job, finish, now).await,
         }
     }
 
@@ -280,6 +320,7 @@ impl Store {
     pub async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, StoreError> {
         match self {
             Store::Sqlite(store) => store.enqueue_many(jobs).await,
+            Store::Postgres(store) => store.enqueue_many(jobs).await,
         }
     }
 
@@ -292,6 +333,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(store) => store.remember_tags(route, contact_id, tags).await,
+            Store::Postgres(store) => store.remember_tags(route, contact_id, tags).await,
         }
     }
 
@@ -304,6 +346,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         match self {
             Store::Sqlite(store) => store.redact_contacts(route, contact_ids).await,
+            Store::Postgres(store) => store.redact_contacts(route, contact_ids).await,
         }
     }
 
@@ -313,6 +356,7 @@ impl Store {
     pub async fn redact_tenant(&self, route: &str, tenant: &str) -> Result<u64, StoreError> {
         match self {
             Store::Sqlite(store) => store.redact_tenant(route, tenant).await,
+            Store::Postgres(store) => store.redact_tenant(route, tenant).await,
         }
     }
 
@@ -320,6 +364,7 @@ impl Store {
     pub async fn contact(&self, route: &str, contact_id: &str) -> Result<ContactLink, StoreError> {
         match self {
             Store::Sqlite(store) => store.contact(route, contact_id).await,
+            Store::Postgres(store) => store.contact(route, contact_id).await,
         }
     }
 
@@ -327,6 +372,7 @@ impl Store {
     pub async fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
         match self {
             Store::Sqlite(store) => store.job(id).await,
+            Store::Postgres(store) => store.job(id).await,
         }
     }
 
@@ -338,6 +384,7 @@ impl Store {
     ) -> Result<Option<Job>, StoreError> {
         match self {
             Store::Sqlite(store) => store.job_by_delivery(route, delivery_id).await,
+            Store::Postgres(store) => store.job_by_delivery(route, delivery_id).await,
         }
     }
 
@@ -345,6 +392,7 @@ impl Store {
     pub async fn counts(&self) -> Result<StateCounts, StoreError> {
         match self {
             Store::Sqlite(store) => store.counts().await,
+            Store::Postgres(store) => store.counts().await,
         }
     }
 
@@ -358,6 +406,7 @@ impl Store {
     ) -> Result<Vec<Job>, StoreError> {
         match self {
             Store::Sqlite(store) => store.list_jobs(filter, before, limit).await,
+            Store::Postgres(store) => store.list_jobs(filter, before, limit).await,
         }
     }
 
@@ -365,6 +414,7 @@ impl Store {
     pub async fn replay(&self, id: JobId, now: SystemTime) -> Result<JobChange, StoreError> {
         match self {
             Store::Sqlite(store) => store.replay(id, now).await,
+            Store::Postgres(store) => store.replay(id, now).await,
         }
     }
 
@@ -379,6 +429,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         match self {
             Store::Sqlite(store) => store.replay_matching(filter, now, batch).await,
+            Store::Postgres(store) => store.replay_matching(filter, now, batch).await,
         }
     }
 
@@ -386,6 +437,7 @@ impl Store {
     pub async fn delete_job(&self, id: JobId) -> Result<JobChange, StoreError> {
         match self {
             Store::Sqlite(store) => store.delete_job(id).await,
+            Store::Postgres(store) => store.delete_job(id).await,
         }
     }
 
@@ -393,6 +445,7 @@ impl Store {
     pub async fn purge_done(&self, cutoff: SystemTime, batch: u32) -> Result<u64, StoreError> {
         match self {
             Store::Sqlite(store) => store.purge_done(cutoff, batch).await,
+            Store::Postgres(store) => store.purge_done(cutoff, batch).await,
         }
     }
 
@@ -400,6 +453,7 @@ impl Store {
     pub async fn oldest_undelivered(&self) -> Result<Option<SystemTime>, StoreError> {
         match self {
             Store::Sqlite(store) => store.oldest_undelivered().await,
+            Store::Postgres(store) => store.oldest_undelivered().await,
         }
     }
 
@@ -407,6 +461,7 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(store) => store.ping().await,
+            Store::Postgres(store) => store.ping().await,
         }
     }
 
@@ -414,8 +469,56 @@ impl Store {
     pub async fn close(&self) {
         match self {
             Store::Sqlite(store) => store.close().await,
+            Store::Postgres(store) => store.close().await,
         }
     }
+}
+
+/// Whether `url` names a PostgreSQL database.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// `url` with any password replaced by `[redacted]`, safe to print or log.
+/// `postgres://bridge:s3cret@db/bridge` → `postgres://bridge:[redacted]@db/bridge`; a
+/// `password=` query parameter is redacted too.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some(parts) => parts,
+        None => return url.to_string(),
+    };
+    // The userinfo ends at the last '@': a password may hold a raw '@', '/' or '?'
+    // (invalid, but users write it, and then it must not leak in the parse error). An
+    // '@' in a query value makes this redact more than needed, which is the safe side.
+    let (authority, rest) = match rest.rsplit_once('@') {
+        Some((userinfo, host_and_rest)) => {
+            let userinfo = match userinfo.split_once(':') {
+                Some((user, _password)) => format!("{user}:[redacted]"),
+                None => userinfo.to_string(),
+            };
+            (format!("{userinfo}@"), host_and_rest)
+        }
+        None => (String::new(), rest),
+    };
+    let (path, query) = match rest.split_once('?') {
+        Some((head, query)) => (head, Some(query)),
+        None => (rest, None),
+    };
+    let mut redacted = format!("{scheme}://{authority}{path}");
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                    format!("{key}=[redacted]")
+                }
+                _ => pair.to_string(),
+            })
+            .collect();
+        redacted.push('?');
+        redacted.push_str(&pairs.join("&"));
+    }
+    redacted
 }
 
 /// Unix milliseconds; the store keeps every time in this form.

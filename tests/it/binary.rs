@@ -18,13 +18,13 @@ use wiremock::{Mock, MockServer, matchers::method};
 
 use crate::helpers::{SECRET, created, customer, eventually, shopify_headers, sign};
 
-const BIN: &str = env!("CARGO_BIN_EXE_vendasta-bridge");
+pub const BIN: &str = env!("CARGO_BIN_EXE_vendasta-bridge");
 
 /// A running `vendasta-bridge serve`.
-struct Bridge {
-    child: Child,
-    ingest: String,
-    admin: String,
+pub struct Bridge {
+    pub child: Child,
+    pub ingest: String,
+    pub admin: String,
     lines: Arc<Mutex<Vec<String>>>,
 }
 
@@ -37,7 +37,7 @@ impl Bridge {
     }
 
     /// Spawns `command` and waits for its "Bridge started." line to learn its ports.
-    fn spawn(mut command: Command) -> Bridge {
+    pub fn spawn(mut command: Command) -> Bridge {
         let mut child = command
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
@@ -85,7 +85,7 @@ impl Bridge {
         }
     }
 
-    fn signal(&self, name: &str) {
+    pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .args([format!("-{name}"), self.child.id().to_string()])
             .status()
@@ -94,7 +94,7 @@ impl Bridge {
     }
 
     /// Waits for the process to exit and returns its exit code.
-    fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -108,7 +108,7 @@ impl Bridge {
         }
     }
 
-    fn log(&self) -> Vec<String> {
+    pub fn log(&self) -> Vec<String> {
         self.lines.lock().unwrap().clone()
     }
 }

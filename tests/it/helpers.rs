@@ -32,7 +32,8 @@ pub const CUSTOMERS_PATH: &str = "/business/customers";
 /// Everything a test needs to talk to a running bridge.
 pub struct TestApp {
     pub ingest: String,
-    /// `store.url` of this app's SQLite file, for tests that assert on the database.
+    /// `store.url` of this app's SQLite file or PostgreSQL database, for tests that
+    /// assert on the database.
     pub store_url: String,
     pub admin: String,
     pub vendasta: MockServer,
@@ -41,6 +42,8 @@ pub struct TestApp {
     pub task: Option<JoinHandle<anyhow::Result<()>>>,
     pub http: reqwest::Client,
     _dir: tempfile::TempDir,
+    /// Set when the suite runs on PostgreSQL (`TEST_STORE=postgres`); dropped with the app.
+    _database: Option<crate::pg::TestDatabase>,
 }
 
 /// The config every in-process test starts from; `extra` is appended to it.
@@ -89,7 +92,11 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     capture_logs();
     let vendasta = MockServer::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}/bridge.db", dir.path().display());
+    let database = crate::pg::suite_database().await;
+    let url = match &database {
+        Some(database) => database.url.clone(),
+        None => format!("sqlite://{}/bridge.db", dir.path().display()),
+    };
     let mut config = test_config(&vendasta.uri(), &url, "");
     adjust(&mut config);
     let listeners = Listeners::bind(&config).await.expect("bind");
@@ -112,6 +119,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
             .build()
             .expect("client"),
         _dir: dir,
+        _database: database,
     }
 }
 

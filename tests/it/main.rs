@@ -20,5 +20,7 @@ mod hubspot;
 mod ingest;
 mod mock_vendasta;
 mod ops;
+mod pg;
+mod replicas;
 mod shopify_topics;
 mod sources;

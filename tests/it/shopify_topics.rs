@@ -3,7 +3,7 @@
 //! itself), `customers/delete`, and the un-prefixed Events headers.
 
 use serde_json::{Value, json};
-use sqlx::{Row, sqlite::SqlitePoolOptions};
+use sqlx::{Connection, PgConnection, Row, sqlite::SqlitePoolOptions};
 use vendasta_bridge::{config::OnDelete, store::JobState};
 use wiremock::{
     Mock, ResponseTemplate,
@@ -236,8 +236,29 @@ async fn a_partial_update_of_an_unlinked_contact_waits_for_its_create_without_us
     );
 }
 
-/// Rows of `jobs` that still mention the customer, by id or by anything in the payload.
+/// Rows of `jobs` that still mention the customer, by id or by anything in the payload,
+/// and rows of `contacts` for it: read from the app's database itself, on either backend.
 async fn stored_traces(app: &TestApp, contact_id: &str, email: &str) -> (i64, i64) {
+    if vendasta_bridge::store::is_postgres_url(&app.store_url) {
+        let mut db = PgConnection::connect(&app.store_url).await.unwrap();
+        let jobs: i64 = sqlx::query_scalar(
+            r#"SELECT COUNT(*) FROM jobs
+                WHERE contact_id = $1 OR position(convert_to($2, 'UTF8') IN payload) > 0"#,
+        )
+        .bind(contact_id)
+        .bind(email)
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+        let links: i64 =
+            sqlx::query_scalar(r#"SELECT COUNT(*) FROM contacts WHERE contact_id = $1"#)
+                .bind(contact_id)
+                .fetch_one(&mut db)
+                .await
+                .unwrap();
+        db.close().await.unwrap();
+        return (jobs, links);
+    }
     let pool = SqlitePoolOptions::new()
         .max_connections(1)
         .connect(&app.store_url)
