@@ -19,6 +19,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer, de::DeserializeOwn
 use toml::{Table, Value};
 
 mod source_keys;
+mod telemetry;
 
 use source_keys::default_timestamp_tolerance_seconds;
 pub use source_keys::{
@@ -53,6 +54,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub vendasta: VendastaConfig,
     pub delivery: DeliveryConfig,
+    pub telemetry: TelemetryConfig,
     pub routes: Vec<RouteConfig>,
 }
 
@@ -83,6 +85,16 @@ pub struct AdminConfig {
 pub struct LogConfig {
     /// `json` for log shippers, `pretty` for a terminal.
     pub format: LogFormat,
+}
+
+/// OpenTelemetry traces (only in a binary built with `--features otel`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct TelemetryConfig {
+    /// OTLP/HTTP collector base URL, e.g. `http://otel-collector:4318`; spans go to
+    /// `<base>/v1/traces`. Empty turns traces off.
+    pub otlp_endpoint: String,
+    /// `service.name` on every exported span.
+    pub service_name: String,
 }
 
 /// How log lines are written.
@@ -586,6 +598,7 @@ impl Config {
 
     fn validate(&self, problems: &mut Vec<String>) {
         self.validate_operations(problems);
+        self.validate_telemetry(problems);
         if self.server.max_body_bytes == 0 {
             problems.push(
                 "server.max_body_bytes is 0: set it to the largest body to accept, e.g. 1048576"
@@ -970,6 +983,7 @@ fn deserialize_sections(mut root: Table, problems: &mut Vec<String>) -> Option<C
     let store = section::<StoreConfig>(&mut root, "store", problems);
     let vendasta = section::<VendastaConfig>(&mut root, "vendasta", problems);
     let delivery = section::<DeliveryConfig>(&mut root, "delivery", problems);
+    let telemetry = section::<TelemetryConfig>(&mut root, "telemetry", problems);
     let routes = match root.remove("routes") {
         None => Some(Vec::new()),
         Some(Value::Array(items)) => {
@@ -998,6 +1012,7 @@ fn deserialize_sections(mut root: Table, problems: &mut Vec<String>) -> Option<C
         store: store?,
         vendasta: vendasta?,
         delivery: delivery?,
+        telemetry: telemetry?,
         routes: routes?,
     })
 }

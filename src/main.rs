@@ -138,8 +138,14 @@ fn main() -> ExitCode {
                 eprintln!("vendasta-bridge: cannot start: {error}");
                 return ExitCode::from(EXIT_CONFIG);
             }
-            telemetry::init(config.log.format);
-            match serve(config) {
+            let traces = match telemetry::init_with_traces(config.log.format, &config.telemetry) {
+                Ok(traces) => traces,
+                Err(error) => {
+                    eprintln!("vendasta-bridge: cannot start: {error}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            match serve(config, traces) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     tracing::error!(
@@ -154,17 +160,22 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(config: Config) -> anyhow::Result<()> {
+fn serve(config: Config, traces: telemetry::Traces) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
         let listeners = Listeners::bind(&config).await?;
         let app = App::build(config).await?;
         app.run(listeners, shutdown).await
-    })
+    });
+    // Tasks still running end (and close their spans) with the runtime; then the
+    // buffered spans are sent, outside the runtime because the flush blocks.
+    drop(runtime);
+    traces.shutdown();
+    result
 }
 
 /// Cancels `shutdown` on SIGTERM (orchestrators) or SIGINT (Ctrl-C).

@@ -16,6 +16,7 @@ use tokio::{
     task::JoinSet,
 };
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::{
     actions::{self, Resolved},
@@ -186,8 +187,22 @@ impl Worker {
         }
     }
 
-    /// Handles one claimed job from start to recorded end.
+    /// Handles one claimed job from start to recorded end, inside its delivery span.
     async fn deliver(&self, job: Job) {
+        // One span per attempt (exported as a trace with `--features otel`): ids and
+        // bounded labels only, never the contact.
+        let span = tracing::info_span!(
+            "delivery",
+            otel.kind = "consumer",
+            route = %job.route,
+            job_id = %job.id,
+            attempt = job.attempts,
+            outcome = tracing::field::Empty,
+        );
+        self.deliver_in_span(job).instrument(span).await;
+    }
+
+    async fn deliver_in_span(&self, job: Job) {
         let started = Instant::now();
         let (finish, attempted) = self.attempt(&job).await;
         let outcome = match &finish {
@@ -197,6 +212,7 @@ impl Worker {
             Finish::Defer { .. } => "deferred",
             Finish::Unlink { .. } => "unlinked",
         };
+        tracing::Span::current().record("outcome", outcome);
         crate::metrics::delivery_attempt(
             &job.route,
             match &finish {

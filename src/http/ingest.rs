@@ -21,6 +21,7 @@ use axum::{
 use http_body_util::LengthLimitError;
 use serde_json::json;
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 use super::{error::IngestError, privacy};
 use crate::{
@@ -66,6 +67,26 @@ async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    // One span per webhook (exported as a trace with `--features otel`). Only ids and
+    // bounded labels go on it: never the body, a header value, an email or a phone.
+    let span = tracing::info_span!(
+        "webhook",
+        otel.kind = "server",
+        route = %route,
+        source = tracing::field::Empty,
+        delivery_id = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        job_id = tracing::field::Empty,
+    );
+    respond(state, route, headers, body).instrument(span).await
+}
+
+async fn respond(
+    state: Arc<IngestState>,
+    route: String,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let started = Instant::now();
     let result = handle(&state, &route, &headers, body).await;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -83,6 +104,7 @@ async fn receive(
                 Ack::Accepted(id) | Ack::Duplicate(id) => id.as_str(),
                 Ack::Ignored(_) | Ack::Batch(_) | Ack::Privacy(_) => "",
             };
+            trace_webhook(source, &delivery_id, outcome, job_id, &ack);
             tracing::info!(
                 route = %route, source, delivery_id = %delivery_id, topic = %topic,
                 outcome, job_id, status = 200, latency_ms, "Webhook received."
@@ -90,6 +112,7 @@ async fn receive(
             Json(body).into_response()
         }
         Err(error) => {
+            tracing::Span::current().record("outcome", error.code());
             let status = error.status().as_u16();
             match &error {
                 IngestError::Store(_) | IngestError::StoreTimeout => tracing::error!(
@@ -103,6 +126,32 @@ async fn receive(
             }
             error.into_response()
         }
+    }
+}
+
+/// Completes the webhook span once the request's outcome and job id are known.
+fn trace_webhook(source: &str, delivery_id: &str, outcome: &str, job_id: &str, ack: &Ack) {
+    let span = tracing::Span::current();
+    span.record("source", source);
+    span.record("outcome", outcome);
+    if !delivery_id.is_empty() {
+        span.record("delivery_id", delivery_id);
+    }
+    match ack {
+        Ack::Batch(results) => {
+            let ids = results
+                .iter()
+                .map(|result| match result {
+                    Enqueued::Accepted(id) | Enqueued::Duplicate(id) => id.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(",");
+            span.record("job_id", ids);
+        }
+        _ if !job_id.is_empty() => {
+            span.record("job_id", job_id);
+        }
+        _ => {}
     }
 }
 
