@@ -9,6 +9,9 @@ import re
 import sys
 
 
+NOTES_MARKER = "<!-- Notes below this line are kept when scripts/bench rewrites the file. -->"
+
+
 def load(path):
     values = {}
     with open(path, encoding="utf-8") as f:
@@ -159,8 +162,18 @@ create body, per source fixture; criterion's estimate of the mean time per webho
 |---|---|
 {cpu_table}
 """
+    # Hand-written analysis below the marker survives a re-run; the figures above it are
+    # replaced.
+    notes = ""
+    try:
+        with open(doc_path, encoding="utf-8") as f:
+            old = f.read()
+        if NOTES_MARKER in old:
+            notes = old[old.index(NOTES_MARKER):]
+    except FileNotFoundError:
+        pass
     with open(doc_path, "w", encoding="utf-8") as f:
-        f.write(doc)
+        f.write(doc + "\n" + (notes or NOTES_MARKER + "\n"))
     print(f"\nwrote {doc_path}")
 
 
