@@ -177,16 +177,45 @@ fn to_email_addresses(emails: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// Whether Vendasta's schema (`format: email`, RFC 5321 with an ASCII host name) accepts
+/// the address. Anything it would refuse is dropped here, so one bad address does not make
+/// Vendasta refuse the whole customer (and its phone numbers with it). Found by the
+/// property test in `tests/transform_props.rs`: a looser check let `a@b--.c` through.
 fn looks_like_email(email: &str) -> bool {
-    match email.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && !domain.is_empty()
-                && !domain.contains('@')
-                && !email.chars().any(char::is_whitespace)
-        }
-        None => false,
-    }
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return false;
+    };
+    is_dot_atom(local) && local.len() <= 64 && is_host_name(domain)
+}
+
+/// RFC 5321 dot-atom: atext runs separated by single dots.
+fn is_dot_atom(local: &str) -> bool {
+    const ATEXT_SPECIALS: &str = "!#$%&'*+-/=?^_`{|}~";
+    !local.is_empty()
+        && local.split('.').all(|atom| {
+            !atom.is_empty()
+                && atom
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ATEXT_SPECIALS.contains(c))
+        })
+}
+
+/// An ASCII host name: labels of letters, digits and inner hyphens, at most 63 each and
+/// 253 in all; no `--` in the third and fourth place (reserved for IDNA A-labels).
+fn is_host_name(domain: &str) -> bool {
+    !domain.is_empty()
+        && domain.len() <= 253
+        && domain.split('.').all(|label| {
+            let bytes = label.as_bytes();
+            !bytes.is_empty()
+                && bytes.len() <= 63
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+                && bytes.first() != Some(&b'-')
+                && bytes.last() != Some(&b'-')
+                && !(bytes.len() >= 4 && bytes[2] == b'-' && bytes[3] == b'-')
+        })
 }
 
 /// Contact tags, then route tags: trimmed, blanks dropped, exact duplicates removed.
@@ -452,6 +481,10 @@ mod tests {
                 "ada@@example.com",
                 "a@b@example.com",
                 "ada lovelace@example.com",
+                "ada@example-.com",
+                "ada@ex--ample.com",
+                "ada..lovelace@example.com",
+                "ada@exämple.com",
                 "ada@example.com",
             ]),
             ..Contact::default()

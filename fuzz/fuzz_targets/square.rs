@@ -1,0 +1,6 @@
+//! Fuzzes the square source: signature check, envelope, parse and transform (see common.rs).
+#![no_main]
+
+mod common;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| common::exercise("square", data));
