@@ -201,6 +201,16 @@ pub struct StateCounts {
 }
 
 impl StateCounts {
+    /// Records `n` jobs in `state` (one row of a `GROUP BY state` count).
+    pub(crate) fn set(&mut self, state: JobState, n: u64) {
+        match state {
+            JobState::Pending => self.pending = n,
+            JobState::InFlight => self.in_flight = n,
+            JobState::Done => self.done = n,
+            JobState::Dead => self.dead = n,
+        }
+    }
+
     /// The count for one state.
     pub fn get(&self, state: JobState) -> u64 {
         match state {

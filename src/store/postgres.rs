@@ -479,12 +479,7 @@ impl PostgresStore {
         let mut counts = StateCounts::default();
         for row in rows {
             let n = u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0);
-            match JobState::parse(row.try_get::<&str, _>("state")?)? {
-                JobState::Pending => counts.pending = n,
-                JobState::InFlight => counts.in_flight = n,
-                JobState::Done => counts.done = n,
-                JobState::Dead => counts.dead = n,
-            }
+            counts.set(JobState::parse(row.try_get::<&str, _>("state")?)?, n);
         }
         Ok(counts)
     }
