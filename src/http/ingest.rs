@@ -2,9 +2,10 @@
 //!
 //! Order matters and is the contract with providers: look up the route (404), bound the
 //! body (413; a body that does not arrive within `server.request_read_timeout_seconds`
-//! gets 408 and the connection is closed), verify the signature over the raw bytes (401, nothing stored), read the
-//! envelope, store it durably (503 if the commit fails), and only then answer 200. Nothing
-//! here waits on Vendasta; a verified body is never refused for its content.
+//! gets 408 and the connection is closed), verify the signature over the raw bytes (401,
+//! nothing stored), read the envelope, store it durably (503 if the commit fails), and only
+//! then answer 200. Nothing here waits on Vendasta; a verified body is never refused for
+//! its content.
 
 use std::{
     sync::Arc,

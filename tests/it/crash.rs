@@ -42,10 +42,10 @@ use crate::{
     replicas::without_phones,
 };
 
-const CONTACTS: u64 = 2_000;
-/// A create and two updates per contact: 6,000 webhooks.
+const CONTACTS: u64 = 1_700;
+/// A create and two updates per contact: 5,100 webhooks.
 const EVENTS: u64 = 3;
-/// One webhook per tick: ~500 per second, so the load lasts about 12 s.
+/// One webhook per tick: ~500 per second, so the load lasts about 10 s.
 const TICK: Duration = Duration::from_micros(2_000);
 const KILLS: usize = 3;
 /// `vendasta.concurrency` (the default): the most deliveries one kill can interrupt.
