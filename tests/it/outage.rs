@@ -181,17 +181,19 @@ fn serve(listener: TcpListener, seen: Shared, stop: CancellationToken) -> JoinHa
     })
 }
 
+/// The bridge, and the upstream it delivers to.
+struct Setup {
+    app: TestApp,
+    seen: Shared,
+    /// The upstream's address, to come back on after its port was closed.
+    addr: SocketAddr,
+    /// Closes the upstream's port.
+    stop: CancellationToken,
+    server: JoinHandle<()>,
+}
+
 /// An upstream on a free port, and the bridge pointed at it with `schedule`.
-async fn start(
-    schedule: &[u64],
-    available: bool,
-) -> (
-    TestApp,
-    Shared,
-    SocketAddr,
-    CancellationToken,
-    JoinHandle<()>,
-) {
+async fn start(schedule: &[u64], available: bool) -> Setup {
     let seen: Shared = Arc::new(Mutex::new(Seen {
         available,
         ..Seen::default()
@@ -207,7 +209,13 @@ async fn start(
         config.admin.token = Some(Secret::new(ADMIN_TOKEN));
     })
     .await;
-    (app, seen, addr, stop, server)
+    Setup {
+        app,
+        seen,
+        addr,
+        stop,
+        server,
+    }
 }
 
 /// Posts `PER_KIND` new contacts of each kind; every one must be acknowledged.
@@ -310,7 +318,13 @@ async fn admin_jobs(app: &TestApp, query: &str) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_60_second_outage_is_retried_on_schedule_and_the_backlog_drains_after_it() {
     // Arrange
-    let (app, seen, addr, stop, server) = start(&SCHEDULE, true).await;
+    let Setup {
+        app,
+        seen,
+        addr,
+        stop,
+        server,
+    } = start(&SCHEDULE, true).await;
     warm_up(&app).await;
     let kinds = [Kind::Plain, Kind::RetryAfter(3), Kind::RetryAfter(120)];
 
@@ -384,7 +398,13 @@ async fn a_60_second_outage_is_retried_on_schedule_and_the_backlog_drains_after_
             and a Retry-After is not honoured"]
 async fn the_wait_before_a_retry_counts_from_vendastas_answer() {
     // Arrange: the upstream holds each request 1.2 s, then answers 503 with Retry-After: 2.
-    let (app, seen, _addr, _stop, _server) = start(&[2, 2, 2], true).await;
+    let Setup {
+        app,
+        seen,
+        stop: _stop,
+        server: _server,
+        ..
+    } = start(&[2, 2, 2], true).await;
     warm_up(&app).await;
     seen.lock().unwrap().available = false;
 
