@@ -236,7 +236,7 @@ async fn three_sigkills_under_load_lose_no_acknowledged_webhook_and_create_each_
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}/data/bridge.db", dir.path().display()));
     let store = Store::connect(&url, 2).await.unwrap();
-    let drained = eventually(Duration::from_secs(120), || async {
+    let drained = eventually(Duration::from_secs(180), || async {
         let counts = store.counts().await.ok()?;
         (counts.pending == 0 && counts.in_flight == 0).then_some(counts)
     })
