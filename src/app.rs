@@ -92,6 +92,7 @@ impl App {
             store: store.clone(),
             wake: Arc::clone(&wake),
             max_body_bytes: config.server.max_body_bytes,
+            body_read_timeout: config.server.request_read_timeout(),
         });
         Ok(Self {
             config,
@@ -137,11 +138,14 @@ impl App {
             .with_graceful_shutdown(admin_stop.clone().cancelled_owned())
             .into_future(),
         );
-        let ingest = tokio::spawn(
-            axum::serve(listeners.ingest, ingest_router(Arc::clone(&self.ingest)))
-                .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-                .into_future(),
-        );
+        // Not `axum::serve`: the public listener needs a header-read timeout (see
+        // `http::server`).
+        let ingest = tokio::spawn(crate::http::serve(
+            listeners.ingest,
+            ingest_router(Arc::clone(&self.ingest)),
+            self.config.server.request_read_timeout(),
+            shutdown.clone(),
+        ));
         let worker = tokio::spawn(self.worker.clone().run(shutdown.clone()));
         let retention = tokio::spawn(crate::retention::run(
             self.store.clone(),

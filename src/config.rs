@@ -67,6 +67,10 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Drain budget after SIGTERM; must stay below the orchestrator's grace period.
     pub shutdown_timeout_seconds: u64,
+    /// How long a client may take to send a request's headers, and then its body. A
+    /// slower one is cut off (headers: the connection is closed; body: 408, then closed),
+    /// so slow or stalled senders cannot hold connections open.
+    pub request_read_timeout_seconds: u64,
 }
 
 /// The admin listener: health, readiness (and later metrics and the admin API).
@@ -327,6 +331,10 @@ impl RouteConfig {
 impl ServerConfig {
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout_seconds)
+    }
+
+    pub fn request_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_read_timeout_seconds)
     }
 }
 
@@ -602,6 +610,12 @@ impl Config {
         if self.server.max_body_bytes == 0 {
             problems.push(
                 "server.max_body_bytes is 0: set it to the largest body to accept, e.g. 1048576"
+                    .into(),
+            );
+        }
+        if self.server.request_read_timeout_seconds == 0 {
+            problems.push(
+                "server.request_read_timeout_seconds is 0: use at least 1, e.g. 10 (a provider sends a webhook's headers and body within a second or two)"
                     .into(),
             );
         }
@@ -1145,6 +1159,25 @@ mod tests {
             "{text}"
         );
         assert_eq!(error.problems.len(), 4, "{text}");
+    }
+
+    #[test]
+    fn a_zero_request_read_timeout_is_refused_naming_the_key() {
+        let vars = env(&[("VENDASTA_TOKEN", "t"), ("SHOPIFY_WEBHOOK_SECRET", "s")]);
+        let defaults = Config::from_sources(Some(ROUTE), None, &vars).unwrap();
+        assert_eq!(
+            defaults.server.request_read_timeout(),
+            Duration::from_secs(10)
+        );
+
+        let file = format!("[server]\nrequest_read_timeout_seconds = 0\n{ROUTE}");
+        let error = Config::from_sources(Some(&file), None, &vars).unwrap_err();
+
+        assert_eq!(error.problems.len(), 1, "{error}");
+        assert!(
+            error.problems[0].contains("server.request_read_timeout_seconds is 0"),
+            "{error}"
+        );
     }
 
     #[test]

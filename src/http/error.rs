@@ -5,7 +5,7 @@
 
 use axum::{
     Json,
-    http::{HeaderValue, StatusCode, header::RETRY_AFTER},
+    http::{HeaderValue, StatusCode, header::CONNECTION, header::RETRY_AFTER},
     response::{IntoResponse, Response},
 };
 use serde_json::json;
@@ -27,6 +27,12 @@ pub enum IngestError {
     /// Return `413 Payload Too Large`.
     #[error("the body is larger than server.max_body_bytes ({limit} bytes)")]
     TooLarge { limit: usize },
+    /// Return `408 Request Timeout` and close the connection: the rest of the body may
+    /// still be on its way, so the connection cannot carry another request.
+    #[error(
+        "the request body did not arrive within server.request_read_timeout_seconds ({seconds} s): send the whole body at once, or raise the key if a proxy in front of the bridge is slow"
+    )]
+    SlowBody { seconds: u64 },
     /// Return `400 Bad Request`: the body could not be read at all.
     #[error("the request body could not be read")]
     UnreadableBody,
@@ -51,6 +57,7 @@ impl IngestError {
         match self {
             IngestError::UnknownRoute(_) => "unknown_route",
             IngestError::TooLarge { .. } => "too_large",
+            IngestError::SlowBody { .. } => "body_timeout",
             IngestError::UnreadableBody => "unreadable_body",
             IngestError::Signature(_) => "bad_signature",
             IngestError::Privacy(_) => "unreadable_privacy_request",
@@ -62,6 +69,7 @@ impl IngestError {
         match self {
             IngestError::UnknownRoute(_) => StatusCode::NOT_FOUND,
             IngestError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            IngestError::SlowBody { .. } => StatusCode::REQUEST_TIMEOUT,
             IngestError::UnreadableBody | IngestError::Privacy(_) => StatusCode::BAD_REQUEST,
             IngestError::Signature(_) => StatusCode::UNAUTHORIZED,
             IngestError::Store(_) | IngestError::StoreTimeout => StatusCode::SERVICE_UNAVAILABLE,
@@ -89,6 +97,12 @@ impl IntoResponse for IngestError {
             response
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        }
+        if status == StatusCode::REQUEST_TIMEOUT {
+            // Part of the body was never read, so the connection is closed after this.
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

@@ -1,9 +1,11 @@
 //! `POST /webhooks/{route}`: verify, persist, acknowledge.
 //!
 //! Order matters and is the contract with providers: look up the route (404), bound the
-//! body (413), verify the signature over the raw bytes (401, nothing stored), read the
-//! envelope, store it durably (503 if the commit fails), and only then answer 200. Nothing
-//! here waits on Vendasta; a verified body is never refused for its content.
+//! body (413; a body that does not arrive within `server.request_read_timeout_seconds`
+//! gets 408 and the connection is closed), verify the signature over the raw bytes (401,
+//! nothing stored), read the envelope, store it durably (503 if the commit fails), and only
+//! then answer 200. Nothing here waits on Vendasta; a verified body is never refused for
+//! its content.
 
 use std::{
     sync::Arc,
@@ -42,6 +44,8 @@ pub struct IngestState {
     /// Woken after each commit so the worker starts at once.
     pub wake: Arc<Notify>,
     pub max_body_bytes: usize,
+    /// The whole body must arrive within this long after the headers did.
+    pub body_read_timeout: Duration,
 }
 
 pub fn ingest_router(state: Arc<IngestState>) -> Router {
@@ -174,13 +178,20 @@ async fn handle(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(IngestError::TooLarge { limit });
     }
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|error| {
-        if is_length_limit(&error) {
-            IngestError::TooLarge { limit }
-        } else {
-            IngestError::UnreadableBody
-        }
-    })?;
+    // A deadline for the whole body, not per read: a sender that drips a byte now and
+    // then would otherwise hold the connection (and this task) indefinitely.
+    let bytes = tokio::time::timeout(state.body_read_timeout, axum::body::to_bytes(body, limit))
+        .await
+        .map_err(|_| IngestError::SlowBody {
+            seconds: state.body_read_timeout.as_secs(),
+        })?
+        .map_err(|error| {
+            if is_length_limit(&error) {
+                IngestError::TooLarge { limit }
+            } else {
+                IngestError::UnreadableBody
+            }
+        })?;
     let source = &route.source;
     let verified = source.verify(headers, bytes, SystemTime::now())?;
     if let Some(request) = source.privacy(headers, &verified) {

@@ -11,6 +11,8 @@ pub mod ingest;
 pub mod mock_vendasta;
 pub mod privacy;
 pub mod scrape;
+pub mod server;
 
 pub use admin::{AdminState, admin_router};
 pub use ingest::{IngestState, ingest_router};
+pub use server::serve;

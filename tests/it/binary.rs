@@ -30,7 +30,7 @@ pub struct Bridge {
 
 impl Bridge {
     /// Starts `serve --config FILE`.
-    fn start(config: &Path) -> Bridge {
+    pub fn start(config: &Path) -> Bridge {
         let mut command = Command::new(BIN);
         command.args(["serve", "--config"]).arg(config);
         Bridge::spawn(command)
@@ -121,14 +121,16 @@ impl Drop for Bridge {
     }
 }
 
-fn test_client() -> reqwest::Client {
+pub fn test_client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap()
 }
 
-fn write_config(dir: &Path, customers_url: &str, extra: &str) -> std::path::PathBuf {
+/// Writes `DIR/bridge.toml`: store `sqlite://DIR/data/bridge.db`, route `acme` (Shopify),
+/// a retry schedule of ten 1-second steps and a 6-second lease; `extra` goes in `[delivery]`.
+pub fn write_config(dir: &Path, customers_url: &str, extra: &str) -> std::path::PathBuf {
     let path = dir.join("bridge.toml");
     let text = format!(
         r#"
@@ -160,18 +162,30 @@ fn write_config(dir: &Path, customers_url: &str, extra: &str) -> std::path::Path
     path
 }
 
+/// A signed Shopify webhook to route `acme` of the bridge at `ingest`, not yet sent.
+pub fn signed_request(
+    client: &reqwest::Client,
+    ingest: &str,
+    topic: &str,
+    id: &str,
+    body: &[u8],
+) -> reqwest::RequestBuilder {
+    let mut request = client
+        .post(format!("{ingest}/webhooks/acme"))
+        .body(body.to_vec());
+    for (name, value) in shopify_headers(topic, id, Some(&sign(SECRET, body))) {
+        request = request.header(name, value);
+    }
+    request
+}
+
 async fn post(
     client: &reqwest::Client,
     bridge: &Bridge,
     id: &str,
     body: &[u8],
 ) -> reqwest::Response {
-    let mut request = client
-        .post(format!("{}/webhooks/acme", bridge.ingest))
-        .body(body.to_vec());
-    for (name, value) in shopify_headers("customers/create", id, Some(&sign(SECRET, body))) {
-        request = request.header(name, value);
-    }
+    let request = signed_request(client, &bridge.ingest, "customers/create", id, body);
     // A 503 asks the provider to come back later; retry as Shopify would (at once here:
     // a 503 already took the commit deadline), so a busy machine cannot turn a correct
     // 503 into a failed test.

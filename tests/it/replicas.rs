@@ -242,7 +242,7 @@ fn webhooks() -> Vec<Webhook> {
 
 /// The body without phone numbers: parsing them is the costliest step of a delivery in a
 /// debug build, and this test is about the queue, not the mapping.
-fn without_phones(body: &[u8]) -> Vec<u8> {
+pub fn without_phones(body: &[u8]) -> Vec<u8> {
     let mut body: Value = serde_json::from_slice(body).unwrap();
     body["phone"] = Value::Null;
     body["default_address"]["phone"] = Value::Null;
