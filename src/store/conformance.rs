@@ -299,6 +299,85 @@ async fn a_batch_claim_takes_due_jobs_in_order_and_never_two_of_one_contact(back
     t.cleanup().await;
 }
 
+async fn a_queued_job_runs_after_its_predecessor_ends_in_any_way(backend: Backend) {
+    let Some(t) = TestStore::open(backend, "queued_behind").await else {
+        return;
+    };
+    let store = &t.store;
+    // A second ahead, so every job stored below is already due at `now`.
+    let now = SystemTime::now() + Duration::from_secs(1);
+    let endings = [
+        ("done", done("created", None)),
+        (
+            "dead",
+            Finish::Dead {
+                outcome: "rejected",
+                reason: "422".into(),
+            },
+        ),
+        (
+            "deferred",
+            Finish::Defer {
+                at: now + Duration::from_secs(3600),
+                reason: "waiting for the create".into(),
+            },
+        ),
+    ];
+    for (name, ending) in endings {
+        let contact = format!("c-{name}");
+        for n in 1..=3 {
+            store
+                .enqueue(new_job(&format!("{name}-{n}"), Some(&contact), None))
+                .await
+                .unwrap();
+        }
+        let first = store.claim(now, LEASE).await.unwrap().unwrap();
+        assert_eq!(first.delivery_id, format!("{name}-1"));
+        assert!(
+            store.claim(now, LEASE).await.unwrap().is_none(),
+            "{name}: 2 waits for 1"
+        );
+        assert!(store.finish(&first, ending, now).await.unwrap());
+        let second = store.claim(now, LEASE).await.unwrap();
+        let second = second.unwrap_or_else(|| panic!("nothing claimable after {name}"));
+        assert_eq!(second.delivery_id, format!("{name}-2"), "after {name}");
+        assert!(
+            store.claim(now, LEASE).await.unwrap().is_none(),
+            "{name}: 3 waits for 2"
+        );
+        assert!(
+            store
+                .finish(&second, done("updated", None), now)
+                .await
+                .unwrap()
+        );
+        let third = store.claim(now, LEASE).await.unwrap().unwrap();
+        assert_eq!(third.delivery_id, format!("{name}-3"));
+        assert!(
+            store
+                .finish(&third, done("updated", None), now)
+                .await
+                .unwrap()
+        );
+    }
+    // An operator deletes the job the others wait for, before it ever ran.
+    let mut ids = Vec::new();
+    for n in 1..=2 {
+        let Enqueued::Accepted(id) = store
+            .enqueue(new_job(&format!("deleted-{n}"), Some("c-deleted"), None))
+            .await
+            .unwrap()
+        else {
+            panic!("new deliveries are accepted")
+        };
+        ids.push(id);
+    }
+    assert_eq!(store.delete_job(ids[0]).await.unwrap(), JobChange::Applied);
+    let next = store.claim(now, LEASE).await.unwrap().unwrap();
+    assert_eq!(next.delivery_id, "deleted-2");
+    t.cleanup().await;
+}
+
 async fn a_refused_webhook_fails_only_its_own_request(backend: Backend) {
     let Some(t) = TestStore::open(backend, "refused_alone").await else {
         return;
@@ -1096,6 +1175,7 @@ on_both_backends!(
     jobs_of_one_contact_are_claimed_one_at_a_time_in_order,
     a_batch_claim_takes_due_jobs_in_order_and_never_two_of_one_contact,
     a_refused_webhook_fails_only_its_own_request,
+    a_queued_job_runs_after_its_predecessor_ends_in_any_way,
     an_expired_lease_makes_a_job_claimable_and_fences_the_old_claim,
     retries_wait_until_due_and_applied_times_only_move_forward,
     an_unlinked_contact_forgets_its_customer_and_is_retried_at_once,

@@ -628,8 +628,14 @@ async fn insert_jobs(
         let inserted = sqlx::query(
             r#"
             INSERT INTO jobs (route, source, delivery_id, topic, contact_id, contact_updated_at,
-                              meta, payload, state, attempts, next_attempt_at, created_at, updated_at)
-            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', 0, ?9, ?9, ?9)
+                              meta, payload, state, attempts, next_attempt_at, created_at, updated_at,
+                              blocked)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', 0, ?9, ?9, ?9,
+                    -- Queued behind an unfinished job of the same contact (every stored job
+                    -- is older than this one); see migrations/sqlite/0004_blocked_jobs.sql.
+                    ?5 IS NOT NULL AND EXISTS (
+                        SELECT 1 FROM jobs o WHERE o.route = ?1 AND o.contact_id = ?5
+                           AND (o.state = 'in_flight' OR (o.state = 'pending' AND o.deferred = 0))))
             ON CONFLICT (route, delivery_id) DO NOTHING
             RETURNING id
             "#,
@@ -677,7 +683,10 @@ async fn claim_one(
     // Due jobs and expired leases are looked up separately and the earlier one taken:
     // one `state = … OR state = …` filter kept SQLite from walking `jobs_due` in order,
     // so every claim sorted the whole backlog (seconds per claim at 1,000,000 queued
-    // jobs, and ~100 MB of sort memory; see docs/benchmarks.md).
+    // jobs, and ~100 MB of sort memory; see docs/benchmarks.md). Pending jobs queued
+    // behind their contact (`blocked`) are skipped through `jobs_ready` rather than
+    // checked one by one, and the contact check is two indexed probes (in flight; older
+    // and pending), not one `OR` that scanned all of the contact's jobs.
     let row = sqlx::query(
         r#"
         UPDATE jobs
@@ -686,25 +695,31 @@ async fn claim_one(
             SELECT id FROM (
                 SELECT id, next_attempt_at FROM (
                     SELECT j.id, j.next_attempt_at FROM jobs j
-                     WHERE j.state = 'pending' AND j.next_attempt_at <= ?2
-                       AND (j.contact_id IS NULL OR NOT EXISTS (
-                            SELECT 1 FROM jobs o
-                             WHERE o.route = j.route AND o.contact_id = j.contact_id AND o.id <> j.id
-                               AND ((o.state = 'in_flight' AND o.lease_until > ?2)
-                                 OR (o.id < j.id AND (o.state = 'in_flight'
-                                     OR (o.state = 'pending' AND o.deferred = 0))))))
+                     WHERE j.state = 'pending' AND j.blocked = 0 AND j.next_attempt_at <= ?2
+                       AND (j.contact_id IS NULL OR (NOT EXISTS (
+                                SELECT 1 FROM jobs o
+                                 WHERE o.route = j.route AND o.contact_id = j.contact_id
+                                   AND o.state = 'in_flight' AND o.id <> j.id
+                                   AND (o.lease_until > ?2 OR o.id < j.id))
+                            AND NOT EXISTS (
+                                SELECT 1 FROM jobs o
+                                 WHERE o.route = j.route AND o.contact_id = j.contact_id
+                                   AND o.state = 'pending' AND o.deferred = 0 AND o.id < j.id)))
                      ORDER BY j.next_attempt_at, j.id
                      LIMIT 1)
                 UNION ALL
                 SELECT id, next_attempt_at FROM (
                     SELECT j.id, j.next_attempt_at FROM jobs j
                      WHERE j.state = 'in_flight' AND j.lease_until <= ?2
-                       AND (j.contact_id IS NULL OR NOT EXISTS (
-                            SELECT 1 FROM jobs o
-                             WHERE o.route = j.route AND o.contact_id = j.contact_id AND o.id <> j.id
-                               AND ((o.state = 'in_flight' AND o.lease_until > ?2)
-                                 OR (o.id < j.id AND (o.state = 'in_flight'
-                                     OR (o.state = 'pending' AND o.deferred = 0))))))
+                       AND (j.contact_id IS NULL OR (NOT EXISTS (
+                                SELECT 1 FROM jobs o
+                                 WHERE o.route = j.route AND o.contact_id = j.contact_id
+                                   AND o.state = 'in_flight' AND o.id <> j.id
+                                   AND (o.lease_until > ?2 OR o.id < j.id))
+                            AND NOT EXISTS (
+                                SELECT 1 FROM jobs o
+                                 WHERE o.route = j.route AND o.contact_id = j.contact_id
+                                   AND o.state = 'pending' AND o.deferred = 0 AND o.id < j.id)))
                      ORDER BY j.next_attempt_at, j.id
                      LIMIT 1))
              ORDER BY next_attempt_at, id
