@@ -37,6 +37,8 @@ pub fn run(args: MockArgs) -> ExitCode {
         latency: Duration::from_millis(args.latency_ms),
         failure_rate: args.failure_rate,
         seed: args.seed,
+        // A long-running stand-in would otherwise keep every request body in memory.
+        record_requests: false,
     };
     runtime.block_on(async {
         let mock = match MockVendasta::start(args.listen, options).await {
@@ -57,7 +59,7 @@ pub fn run(args: MockArgs) -> ExitCode {
         say("Stop it with Ctrl-C.");
         super::stop_signal().await;
         let customers = mock.customers().len();
-        let requests = mock.requests().len();
+        let requests = mock.answered();
         mock.stop().await;
         say(&format!(
             "Stopped after {requests} requests; it held {customers} customers."

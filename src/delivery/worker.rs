@@ -123,29 +123,41 @@ impl Worker {
                 () = tokio::time::sleep(beat) => continue,
                 () = shutdown.cancelled() => break,
             };
+            // Take every other free permit too, so that one claim (on SQLite, one commit)
+            // fetches work for all of them instead of one commit per job.
+            let mut free = vec![permit];
+            while let Ok(permit) = Arc::clone(&permits).try_acquire_owned() {
+                free.push(permit);
+            }
+            let wanted = free.len();
             match self
                 .inner
                 .store
-                .claim(SystemTime::now(), self.inner.lease)
+                .claim_many(SystemTime::now(), self.inner.lease, wanted)
                 .await
             {
-                Ok(Some(job)) => {
-                    let worker = self.clone();
-                    in_flight.spawn(async move {
-                        worker.deliver(job).await;
-                        drop(permit);
-                    });
-                }
-                Ok(None) => {
-                    drop(permit);
-                    tokio::select! {
-                        () = self.inner.wake.notified() => {}
-                        () = tokio::time::sleep(self.inner.poll) => {}
-                        () = shutdown.cancelled() => {}
+                Ok(jobs) => {
+                    let drained = jobs.len() < wanted;
+                    for (job, permit) in jobs.into_iter().zip(free.drain(..)) {
+                        let worker = self.clone();
+                        in_flight.spawn(async move {
+                            worker.deliver(job).await;
+                            drop(permit);
+                        });
+                    }
+                    // Permits left over go back; with nothing more due, wait for new work
+                    // (ingest, or a finished delivery that frees its contact's next job).
+                    drop(free);
+                    if drained {
+                        tokio::select! {
+                            () = self.inner.wake.notified() => {}
+                            () = tokio::time::sleep(self.inner.poll) => {}
+                            () = shutdown.cancelled() => {}
+                        }
                     }
                 }
                 Err(error) => {
-                    drop(permit);
+                    drop(free);
                     tracing::warn!(error = %error, "Failed to claim a job; will try again.");
                     tokio::select! {
                         () = tokio::time::sleep(STORE_BACKOFF) => {}

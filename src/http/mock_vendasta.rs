@@ -13,10 +13,13 @@
 //! 503s. It records every request and, per contact email, the most requests in flight at
 //! once, so multi-replica tests can assert that one contact never overlaps itself.
 //! No I/O beyond its listener; state lives in memory behind a `Mutex` that is never held
-//! across an `.await`.
+//! across an `.await`. Customers are indexed by id and by (location, email or phone), so
+//! a request costs the same with a million customers as with ten: a benchmark measures
+//! the bridge, not the stand-in. `vendasta-bridge mock-vendasta` keeps no request log
+//! (`record_requests`), so a long load test does not grow it without bound.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     net::SocketAddr,
     sync::{Arc, Mutex, MutexGuard},
     time::Duration,
@@ -46,6 +49,8 @@ pub struct MockOptions {
     pub failure_rate: f64,
     /// Seed for failures and generated ids: the same seed gives the same run.
     pub seed: u64,
+    /// Keep every request for [`MockVendasta::requests`] (tests); off, only count them.
+    pub record_requests: bool,
 }
 
 impl Default for MockOptions {
@@ -54,6 +59,7 @@ impl Default for MockOptions {
             latency: Duration::ZERO,
             failure_rate: 0.0,
             seed: 0x5eed,
+            record_requests: true,
         }
     }
 }
@@ -110,7 +116,14 @@ struct Inner {
 struct MockState {
     rng: fastrand::Rng,
     customers: Vec<MockCustomer>,
+    /// Customer id → index in `customers`.
+    by_id: HashMap<String, usize>,
+    /// (business location, `emailAddresses`|`phoneNumbers`, value) → the customers
+    /// holding it, in creation order. Emails are lower case: Vendasta compares them
+    /// case-insensitively.
+    by_contact: HashMap<(String, &'static str, String), Vec<usize>>,
     requests: Vec<MockRequest>,
+    answered: u64,
     in_flight: BTreeMap<String, usize>,
     max_overlap: BTreeMap<String, usize>,
 }
@@ -138,7 +151,10 @@ impl MockVendasta {
             state: Mutex::new(MockState {
                 rng: fastrand::Rng::with_seed(options.seed),
                 customers: Vec::new(),
+                by_id: HashMap::new(),
+                by_contact: HashMap::new(),
                 requests: Vec::new(),
+                answered: 0,
                 in_flight: BTreeMap::new(),
                 max_overlap: BTreeMap::new(),
             }),
@@ -179,9 +195,15 @@ impl MockVendasta {
         self.inner.lock().customers.clone()
     }
 
-    /// Every request received, in arrival order (recorded when answered).
+    /// Every request received, in arrival order (recorded when answered); empty when
+    /// started without `record_requests`.
     pub fn requests(&self) -> Vec<MockRequest> {
         self.inner.lock().requests.clone()
+    }
+
+    /// How many requests were answered.
+    pub fn answered(&self) -> u64 {
+        self.inner.lock().answered
     }
 
     /// Per contact email (lower case), the most requests that were in flight at once.
@@ -197,7 +219,7 @@ impl MockVendasta {
     ) -> String {
         let mut state = self.inner.lock();
         let id = format!("{business_location}:{}", new_customer_id(&mut state.rng));
-        state.customers.push(MockCustomer {
+        state.insert(MockCustomer {
             id: id.clone(),
             business_location: business_location.to_string(),
             attributes,
@@ -309,7 +331,7 @@ async fn handle(
     {
         // A PATCH without emails still belongs to the customer's contact.
         let state = inner.lock();
-        if let Some(customer) = state.customers.iter().find(|c| &c.id == id) {
+        if let Some(customer) = state.by_id.get(id).map(|&index| &state.customers[index]) {
             emails = emails_of_attributes(&customer.attributes);
         }
     }
@@ -333,12 +355,15 @@ async fn handle(
                 Some(id) => state.update(headers, &parsed, &id),
             }
         };
-        state.requests.push(MockRequest {
-            method: method.to_string(),
-            path,
-            status: response.status().as_u16(),
-            body: parsed,
-        });
+        state.answered += 1;
+        if inner.options.record_requests {
+            state.requests.push(MockRequest {
+                method: method.to_string(),
+                path,
+                status: response.status().as_u16(),
+                body: parsed,
+            });
+        }
         response
     };
     drop(guard);
@@ -393,7 +418,7 @@ impl MockState {
             attributes,
         };
         let body = resource(&customer);
-        self.customers.push(customer);
+        self.insert(customer);
         (StatusCode::CREATED, jsonapi(body)).into_response()
     }
 
@@ -418,7 +443,7 @@ impl MockState {
         if !problems.is_empty() {
             return invalid(&problems);
         }
-        let Some(index) = self.customers.iter().position(|c| c.id == id) else {
+        let Some(&index) = self.by_id.get(id) else {
             return error(
                 StatusCode::NOT_FOUND,
                 "NotFound",
@@ -430,10 +455,45 @@ impl MockState {
         if let Some(response) = self.conflict(&location, &attributes, Some(id)) {
             return response;
         }
+        self.unindex(index);
         let customer = &mut self.customers[index];
         // "All others are optional and will keep their original value if omitted."
         customer.attributes.extend(attributes);
-        (StatusCode::OK, jsonapi(resource(customer))).into_response()
+        let body = resource(customer);
+        self.index(index);
+        (StatusCode::OK, jsonapi(body)).into_response()
+    }
+
+    /// Adds a customer and indexes it.
+    fn insert(&mut self, customer: MockCustomer) {
+        let index = self.customers.len();
+        self.by_id.insert(customer.id.clone(), index);
+        self.customers.push(customer);
+        self.index(index);
+    }
+
+    /// Makes the customer at `index` findable by each of its emails and phones.
+    fn index(&mut self, index: usize) {
+        let customer = &self.customers[index];
+        for key in contact_keys(&customer.business_location, &customer.attributes) {
+            let holders = self.by_contact.entry(key).or_default();
+            // Creation order, so a conflict names the oldest holder as a scan would.
+            let at = holders.partition_point(|&other| other < index);
+            holders.insert(at, index);
+        }
+    }
+
+    /// The inverse of [`MockState::index`], before the customer's attributes change.
+    fn unindex(&mut self, index: usize) {
+        let customer = &self.customers[index];
+        for key in contact_keys(&customer.business_location, &customer.attributes) {
+            if let Some(holders) = self.by_contact.get_mut(&key) {
+                holders.retain(|&other| other != index);
+                if holders.is_empty() {
+                    self.by_contact.remove(&key);
+                }
+            }
+        }
     }
 
     /// A 409 when another customer of `location` has one of the emails or phones.
@@ -443,25 +503,31 @@ impl MockState {
         attributes: &serde_json::Map<String, Value>,
         except: Option<&str>,
     ) -> Option<Response> {
-        let emails = emails_of_attributes(attributes);
-        let phones = strings(attributes.get("phoneNumbers"));
-        for customer in &self.customers {
-            if customer.business_location != location || Some(customer.id.as_str()) == except {
-                continue;
-            }
-            let (field, value) = if let Some(email) = emails_of_attributes(&customer.attributes)
-                .into_iter()
-                .find(|e| emails.contains(e))
-            {
-                ("emailAddresses", email)
-            } else if let Some(phone) = strings(customer.attributes.get("phoneNumbers"))
-                .into_iter()
-                .find(|p| phones.contains(p))
-            {
-                ("phoneNumbers", phone)
-            } else {
+        // The oldest other customer of the location holding one of these emails or
+        // phones; an email match names the email, as Vendasta checks emails first.
+        let mut found: Option<(usize, &'static str, String)> = None;
+        for (location, field, value) in contact_keys(location, attributes) {
+            let Some(holders) = self.by_contact.get(&(location, field, value.clone())) else {
                 continue;
             };
+            let Some(&index) = holders
+                .iter()
+                .find(|&&index| Some(self.customers[index].id.as_str()) != except)
+            else {
+                continue;
+            };
+            let better = match &found {
+                None => true,
+                Some((best, best_field, _)) => {
+                    index < *best || (index == *best && field < *best_field)
+                }
+            };
+            if better {
+                found = Some((index, field, value));
+            }
+        }
+        if let Some((index, field, value)) = found {
+            let customer = &self.customers[index];
             // business.yaml's example: the id without the `AG-…:` prefix.
             let bare = customer
                 .id
@@ -615,6 +681,21 @@ fn emails_of_attributes(attributes: &serde_json::Map<String, Value>) -> Vec<Stri
         .into_iter()
         .map(|email| email.to_lowercase())
         .collect()
+}
+
+/// The index keys of a customer: (location, field, value) for each email (lower case)
+/// and phone.
+fn contact_keys(
+    location: &str,
+    attributes: &serde_json::Map<String, Value>,
+) -> Vec<(String, &'static str, String)> {
+    let emails = emails_of_attributes(attributes)
+        .into_iter()
+        .map(|email| (location.to_string(), "emailAddresses", email));
+    let phones = strings(attributes.get("phoneNumbers"))
+        .into_iter()
+        .map(|phone| (location.to_string(), "phoneNumbers", phone));
+    emails.chain(phones).collect()
 }
 
 fn strings(value: Option<&Value>) -> Vec<String> {

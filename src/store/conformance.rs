@@ -257,6 +257,203 @@ async fn jobs_of_one_contact_are_claimed_one_at_a_time_in_order(backend: Backend
     t.cleanup().await;
 }
 
+async fn a_batch_claim_takes_due_jobs_in_order_and_never_two_of_one_contact(backend: Backend) {
+    let Some(t) = TestStore::open(backend, "claim_many").await else {
+        return;
+    };
+    let store = &t.store;
+    for (delivery, contact) in [
+        ("d1", Some("c1")),
+        ("d2", Some("c1")),
+        ("d3", Some("c2")),
+        ("d4", None),
+        ("d5", Some("c3")),
+    ] {
+        store
+            .enqueue(new_job(delivery, contact, None))
+            .await
+            .unwrap();
+    }
+    let now = SystemTime::now();
+    let first = store.claim_many(now, LEASE, 3).await.unwrap();
+    let names: Vec<&str> = first.iter().map(|j| j.delivery_id.as_str()).collect();
+    assert_eq!(names, ["d1", "d3", "d4"], "at most `max`, oldest first");
+    let rest = store.claim_many(now, LEASE, 10).await.unwrap();
+    let names: Vec<&str> = rest.iter().map(|j| j.delivery_id.as_str()).collect();
+    assert_eq!(names, ["d5"], "d2 waits for d1 of the same contact");
+    assert!(
+        rest.iter()
+            .chain(&first)
+            .all(|j| j.state == JobState::InFlight && j.attempts == 1)
+    );
+    assert!(store.claim_many(now, LEASE, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .finish(&first[0], done("created", None), now)
+            .await
+            .unwrap()
+    );
+    let next = store.claim_many(now, LEASE, 10).await.unwrap();
+    let names: Vec<&str> = next.iter().map(|j| j.delivery_id.as_str()).collect();
+    assert_eq!(names, ["d2"]);
+    t.cleanup().await;
+}
+
+async fn a_queued_job_runs_after_its_predecessor_ends_in_any_way(backend: Backend) {
+    let Some(t) = TestStore::open(backend, "queued_behind").await else {
+        return;
+    };
+    let store = &t.store;
+    // A second ahead, so every job stored below is already due at `now`.
+    let now = SystemTime::now() + Duration::from_secs(1);
+    let endings = [
+        ("done", done("created", None)),
+        (
+            "dead",
+            Finish::Dead {
+                outcome: "rejected",
+                reason: "422".into(),
+            },
+        ),
+        (
+            "deferred",
+            Finish::Defer {
+                at: now + Duration::from_secs(3600),
+                reason: "waiting for the create".into(),
+            },
+        ),
+    ];
+    for (name, ending) in endings {
+        let contact = format!("c-{name}");
+        for n in 1..=3 {
+            store
+                .enqueue(new_job(&format!("{name}-{n}"), Some(&contact), None))
+                .await
+                .unwrap();
+        }
+        let first = store.claim(now, LEASE).await.unwrap().unwrap();
+        assert_eq!(first.delivery_id, format!("{name}-1"));
+        assert!(
+            store.claim(now, LEASE).await.unwrap().is_none(),
+            "{name}: 2 waits for 1"
+        );
+        assert!(store.finish(&first, ending, now).await.unwrap());
+        let second = store.claim(now, LEASE).await.unwrap();
+        let second = second.unwrap_or_else(|| panic!("nothing claimable after {name}"));
+        assert_eq!(second.delivery_id, format!("{name}-2"), "after {name}");
+        assert!(
+            store.claim(now, LEASE).await.unwrap().is_none(),
+            "{name}: 3 waits for 2"
+        );
+        assert!(
+            store
+                .finish(&second, done("updated", None), now)
+                .await
+                .unwrap()
+        );
+        let third = store.claim(now, LEASE).await.unwrap().unwrap();
+        assert_eq!(third.delivery_id, format!("{name}-3"));
+        assert!(
+            store
+                .finish(&third, done("updated", None), now)
+                .await
+                .unwrap()
+        );
+    }
+    // An operator deletes the job the others wait for, before it ever ran.
+    let mut ids = Vec::new();
+    for n in 1..=2 {
+        let Enqueued::Accepted(id) = store
+            .enqueue(new_job(&format!("deleted-{n}"), Some("c-deleted"), None))
+            .await
+            .unwrap()
+        else {
+            panic!("new deliveries are accepted")
+        };
+        ids.push(id);
+    }
+    assert_eq!(store.delete_job(ids[0]).await.unwrap(), JobChange::Applied);
+    let next = store.claim(now, LEASE).await.unwrap().unwrap();
+    assert_eq!(next.delivery_id, "deleted-2");
+    t.cleanup().await;
+}
+
+async fn a_refused_webhook_fails_only_its_own_request(backend: Backend) {
+    let Some(t) = TestStore::open(backend, "refused_alone").await else {
+        return;
+    };
+    let store = &t.store;
+    store
+        .enqueue(new_job("d0", Some("c0"), None))
+        .await
+        .unwrap();
+    let claimed = store
+        .claim(SystemTime::now(), LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    refuse_deliveries_named_poison(&t, backend).await;
+    // Sent together, so on SQLite they share one group commit with a claim's ending.
+    let (poison, fine, other, finished) = tokio::join!(
+        store.enqueue(new_job("poison", None, None)),
+        store.enqueue(new_job("fine", None, None)),
+        store.enqueue_many(vec![new_job("a", None, None), new_job("b", None, None)]),
+        store.finish(
+            &claimed,
+            done("created", Some("AG-1:CUSTOMER-0")),
+            SystemTime::now()
+        ),
+    );
+    assert!(poison.is_err(), "{poison:?}");
+    assert!(matches!(fine.unwrap(), Enqueued::Accepted(_)));
+    assert!(
+        other
+            .unwrap()
+            .iter()
+            .all(|r| matches!(r, Enqueued::Accepted(_)))
+    );
+    assert!(finished.unwrap(), "the ending committed with the others");
+    for (delivery, stored) in [("poison", false), ("fine", true), ("a", true), ("b", true)] {
+        assert_eq!(
+            store
+                .job_by_delivery("acme", delivery)
+                .await
+                .unwrap()
+                .is_some(),
+            stored,
+            "{delivery}"
+        );
+    }
+    assert_eq!(store.counts().await.unwrap().done, 1);
+    t.cleanup().await;
+}
+
+/// Makes the database itself refuse any job whose delivery id is `poison`.
+async fn refuse_deliveries_named_poison(t: &TestStore, backend: Backend) {
+    match backend {
+        Backend::Sqlite => {
+            t.execute(
+                "CREATE TRIGGER refuse_poison BEFORE INSERT ON jobs WHEN NEW.delivery_id = 'poison' \
+                 BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
+            )
+            .await
+        }
+        Backend::Postgres => {
+            t.execute(
+                "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                 BEGIN IF NEW.delivery_id = 'poison' THEN RAISE EXCEPTION 'poisoned'; END IF; \
+                 RETURN NEW; END $$",
+            )
+            .await;
+            t.execute(
+                "CREATE TRIGGER refuse_poison BEFORE INSERT ON jobs \
+                 FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
+            )
+            .await
+        }
+    }
+}
+
 async fn an_expired_lease_makes_a_job_claimable_and_fences_the_old_claim(backend: Backend) {
     let Some(t) = TestStore::open(backend, "expired_lease").await else {
         return;
@@ -734,28 +931,7 @@ async fn one_requests_jobs_are_stored_all_or_nothing_and_deduped(backend: Backen
     assert_eq!(store.counts().await.unwrap().pending, 3);
 
     // A job the database refuses must take the rest of its request down with it.
-    match backend {
-        Backend::Sqlite => {
-            t.execute(
-                "CREATE TRIGGER refuse_poison BEFORE INSERT ON jobs WHEN NEW.delivery_id = 'poison' \
-                 BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
-            )
-            .await
-        }
-        Backend::Postgres => {
-            t.execute(
-                "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ \
-                 BEGIN IF NEW.delivery_id = 'poison' THEN RAISE EXCEPTION 'poisoned'; END IF; \
-                 RETURN NEW; END $$",
-            )
-            .await;
-            t.execute(
-                "CREATE TRIGGER refuse_poison BEFORE INSERT ON jobs \
-                 FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
-            )
-            .await
-        }
-    }
+    refuse_deliveries_named_poison(&t, backend).await;
     let refused = store
         .enqueue_many(vec![
             new_job("x", None, None),
@@ -997,6 +1173,9 @@ macro_rules! on_both_backends {
 on_both_backends!(
     the_same_delivery_id_is_stored_once_even_when_two_replicas_get_it_at_once,
     jobs_of_one_contact_are_claimed_one_at_a_time_in_order,
+    a_batch_claim_takes_due_jobs_in_order_and_never_two_of_one_contact,
+    a_refused_webhook_fails_only_its_own_request,
+    a_queued_job_runs_after_its_predecessor_ends_in_any_way,
     an_expired_lease_makes_a_job_claimable_and_fences_the_old_claim,
     retries_wait_until_due_and_applied_times_only_move_forward,
     an_unlinked_contact_forgets_its_customer_and_is_retried_at_once,

@@ -311,6 +311,20 @@ impl Store {
         }
     }
 
+    /// Claims up to `max` due jobs at once (never two of one contact), each leased until
+    /// `now + lease`; fewer, or none, when fewer are due. On SQLite they share one commit.
+    pub async fn claim_many(
+        &self,
+        now: SystemTime,
+        lease: Duration,
+        max: usize,
+    ) -> Result<Vec<Job>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.claim_many(now, lease, max).await,
+            Store::Postgres(store) => store.claim_many(now, lease, max).await,
+        }
+    }
+
     /// Ends the claim `job` holds. Returns false when the claim had been lost (lease
     /// expired and another worker took the job), in which case nothing was written.
     pub async fn finish(
@@ -482,6 +496,12 @@ impl Store {
             Store::Postgres(store) => store.close().await,
         }
     }
+}
+
+/// The error each request of a failed group commit is answered with (sqlx errors are
+/// not `Clone`, and every waiting request needs its own).
+fn commit_failed(error: &StoreError) -> StoreError {
+    StoreError::Database(sqlx::Error::Protocol(format!("commit failed: {error}")))
 }
 
 /// Whether `url` names a PostgreSQL database.

@@ -147,6 +147,32 @@ impl PostgresStore {
     /// never run. It still takes the contact's advisory lock when it is itself claimed,
     /// and a deferred job in flight blocks the contact like any other: deferral only
     /// changes what a *pending* job blocks.
+    pub async fn claim_many(
+        &self,
+        now: SystemTime,
+        lease: Duration,
+        max: usize,
+    ) -> Result<Vec<Job>, StoreError> {
+        // One transaction per claim: PostgreSQL commits concurrently (no single write
+        // lock to share), and a short transaction holds its contact's advisory lock for
+        // the least time.
+        let mut claimed = Vec::new();
+        while claimed.len() < max {
+            match self.claim(now, lease).await {
+                Ok(Some(job)) => claimed.push(job),
+                Ok(None) => break,
+                Err(error) if claimed.is_empty() => return Err(error),
+                // The jobs already claimed are committed: hand them over rather than
+                // leave them leased and idle until their leases run out.
+                Err(error) => {
+                    tracing::warn!(error = %error, claimed = claimed.len(), "A claim failed after others succeeded; delivering those.");
+                    break;
+                }
+            }
+        }
+        Ok(claimed)
+    }
+
     pub async fn claim(&self, now: SystemTime, lease: Duration) -> Result<Option<Job>, StoreError> {
         let now_ms = to_millis(now);
         let until_ms = to_millis(now + lease);
@@ -776,16 +802,31 @@ async fn write_loop(pool: PgPool, mut requests: mpsc::Receiver<(Vec<NewJob>, Rep
                     let _ignored = reply.send(Ok(mine));
                 }
             }
+            Err(error) if batch.len() > 1 => {
+                // One request the database refuses must not fail the others with it:
+                // write each alone, so only the refused ones are answered 503.
+                tracing::warn!(error = %error, batch = batch.len(), "A group commit failed; writing its requests one by one.");
+                for (jobs, reply) in batch.drain(..) {
+                    let alone: Vec<&NewJob> = jobs.iter().collect();
+                    let result = insert_batch(&pool, &alone).await;
+                    if let Err(error) = &result {
+                        tracing::error!(error = %error, webhooks = jobs.len(), "Failed to commit webhooks to the store; they were answered 503.");
+                    }
+                    let _ignored = reply.send(result);
+                }
+            }
             Err(error) => {
-                tracing::error!(error = %error, batch = batch.len(), "Failed to commit webhooks to the store; they were answered 503.");
+                tracing::error!(error = %error, webhooks = jobs_in(&batch), "Failed to commit webhooks to the store; they were answered 503.");
                 for (_, reply) in batch.drain(..) {
-                    let _ignored = reply.send(Err(StoreError::Database(sqlx::Error::Protocol(
-                        format!("commit failed: {error}"),
-                    ))));
+                    let _ignored = reply.send(Err(super::commit_failed(&error)));
                 }
             }
         }
     }
+}
+
+fn jobs_in(batch: &[(Vec<NewJob>, Reply)]) -> usize {
+    batch.iter().map(|(jobs, _)| jobs.len()).sum()
 }
 
 async fn insert_batch(pool: &PgPool, jobs: &[&NewJob]) -> Result<Vec<Enqueued>, StoreError> {

@@ -1,22 +1,27 @@
 //! The embedded SQLite backend (one replica).
 //!
 //! Durability: WAL with `synchronous = FULL`, so a commit returns only after its fsync.
-//! To keep that from capping ingest at one fsync per webhook, all inserts go through one
-//! writer task fed by a channel: webhooks that arrive while a commit is under way wait in
-//! the channel and are written together in the next transaction (group commit), and each
-//! is answered only when the commit that carries it has returned. Claims and job updates
-//! use the pool directly; SQLite serialises them with the writer through its own lock.
+//! SQLite has one write lock and every commit costs an fsync, so the backend has exactly
+//! one writer: a task fed by a channel that carries every hot-path write — webhooks to
+//! store, claims of due jobs, and the endings of delivered jobs. Whatever waits in the
+//! channel while a commit is under way is written together in the next transaction
+//! (group commit), and each request is answered only when the commit that carries it has
+//! returned. One fsync thus carries every webhook waiting for it *and* the worker's
+//! bookkeeping, instead of the worker's claims and finishes each taking the write lock
+//! and an fsync of their own ahead of ingest (see docs/benchmarks.md). Rare operator
+//! writes (replay, delete, redaction, retention) use the pool directly; SQLite serialises
+//! them with the writer through its own lock.
 
 use std::{
     collections::BTreeMap,
     path::Path,
     str::FromStr,
-    time::{Duration, SystemTime},
+    time::{Duration, Instant, SystemTime},
 };
 
 use bytes::Bytes;
 use sqlx::{
-    Row, Sqlite, Transaction,
+    Row, Sqlite, SqliteConnection, Transaction,
     sqlite::{
         SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
         SqliteSynchronous,
@@ -29,21 +34,59 @@ use super::{
     StoreError, from_millis, to_millis,
 };
 
-/// Most webhooks written in one transaction; bounds the time one commit can take.
+/// Most requests written in one transaction; bounds the time one commit can take.
 const MAX_BATCH: usize = 512;
-/// Webhooks waiting for the writer; beyond this, ingest waits (back-pressure).
+/// Requests waiting for the writer; beyond this, callers wait (back-pressure).
 const QUEUE_DEPTH: usize = 4096;
 /// How long a statement waits for SQLite's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pooled connections: the writer's, plus readers (worker lookups, admin, readiness).
+/// Each holds its own page cache, so more would cost memory without adding writes.
+const POOL_SIZE: u32 = 3;
+/// Page cache per connection, in KiB (SQLite's `cache_size` takes a negative KiB
+/// count). The hot pages are the recent tail of `jobs` and its indexes; 2 MiB each
+/// (SQLite's default) mostly held cold pages and showed up in peak RSS.
+const CACHE_KIB: i64 = 1024;
 
-/// One request's jobs are written in the same transaction and answered together.
-type Reply = oneshot::Sender<Result<Vec<Enqueued>, StoreError>>;
+/// One write for the writer task.
+enum Op {
+    /// Store one request's webhooks; answered with one result per job, in order.
+    Enqueue(Vec<NewJob>),
+    /// Claim up to `max` due jobs, leasing them until `lease_until_ms`.
+    Claim {
+        now_ms: i64,
+        lease_until_ms: i64,
+        max: usize,
+    },
+    /// End one claim.
+    Finish(Box<FinishOp>),
+}
+
+/// What the writer answers to an [`Op`], variant for variant.
+enum Answer {
+    Enqueued(Vec<Enqueued>),
+    Claimed(Vec<Job>),
+    Finished(bool),
+}
+
+type Request = (Op, oneshot::Sender<Result<Answer, StoreError>>);
+
+/// Everything the writer needs to end one claim; owned, so it can wait in the channel.
+struct FinishOp {
+    id: JobId,
+    attempts: u32,
+    route: String,
+    contact_id: Option<String>,
+    contact_updated_at: Option<i64>,
+    finish: Finish,
+    now_ms: i64,
+}
 
 /// A SQLite-backed store; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    writer: mpsc::Sender<(Vec<NewJob>, Reply)>,
+    writer: mpsc::Sender<Request>,
 }
 
 impl SqliteStore {
@@ -63,9 +106,10 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            .pragma("cache_size", format!("-{CACHE_KIB}"));
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(POOL_SIZE)
             .connect_with(options)
             .await
             .map_err(|e| open_error(e.to_string()))?;
@@ -78,6 +122,16 @@ impl SqliteStore {
         Ok(Self { pool, writer })
     }
 
+    /// Sends `op` to the writer and waits for the commit that carries it.
+    async fn write(&self, op: Op) -> Result<Answer, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send((op, reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
     pub async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
         self.enqueue_many(vec![job])
             .await?
@@ -86,64 +140,31 @@ impl SqliteStore {
     }
 
     pub async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.writer
-            .send((jobs, reply))
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        match self.write(Op::Enqueue(jobs)).await? {
+            Answer::Enqueued(results) => Ok(results),
+            _ => Err(wrong_answer()),
+        }
     }
 
     pub async fn claim(&self, now: SystemTime, lease: Duration) -> Result<Option<Job>, StoreError> {
-        let now_ms = to_millis(now);
-        // One statement, so SQLite's write lock makes the check-and-claim atomic. A job is
-        // claimable when it is due (or its lease ran out) and no other job of the same
-        // contact is leased or older and unfinished: one job per contact, in order. A
-        // deferred job (a partial update waiting for its contact's create) holds nothing
-        // back, or the create it waits for could never run.
-        // Due jobs and expired leases are looked up separately and the earlier one taken:
-        // one `state = … OR state = …` filter kept SQLite from walking `jobs_due` in order,
-        // so every claim sorted the whole backlog (seconds per claim at 1,000,000 queued
-        // jobs, and ~100 MB of sort memory; see docs/benchmarks.md).
-        let row = sqlx::query(
-            r#"
-            UPDATE jobs
-               SET state = 'in_flight', lease_until = ?1, attempts = attempts + 1, updated_at = ?2
-             WHERE id = (
-                SELECT id FROM (
-                    SELECT id, next_attempt_at FROM (
-                        SELECT j.id, j.next_attempt_at FROM jobs j
-                         WHERE j.state = 'pending' AND j.next_attempt_at <= ?2
-                           AND (j.contact_id IS NULL OR NOT EXISTS (
-                                SELECT 1 FROM jobs o
-                                 WHERE o.route = j.route AND o.contact_id = j.contact_id AND o.id <> j.id
-                                   AND ((o.state = 'in_flight' AND o.lease_until > ?2)
-                                     OR (o.id < j.id AND (o.state = 'in_flight'
-                                         OR (o.state = 'pending' AND o.deferred = 0))))))
-                         ORDER BY j.next_attempt_at, j.id
-                         LIMIT 1)
-                    UNION ALL
-                    SELECT id, next_attempt_at FROM (
-                        SELECT j.id, j.next_attempt_at FROM jobs j
-                         WHERE j.state = 'in_flight' AND j.lease_until <= ?2
-                           AND (j.contact_id IS NULL OR NOT EXISTS (
-                                SELECT 1 FROM jobs o
-                                 WHERE o.route = j.route AND o.contact_id = j.contact_id AND o.id <> j.id
-                                   AND ((o.state = 'in_flight' AND o.lease_until > ?2)
-                                     OR (o.id < j.id AND (o.state = 'in_flight'
-                                         OR (o.state = 'pending' AND o.deferred = 0))))))
-                         ORDER BY j.next_attempt_at, j.id
-                         LIMIT 1))
-                 ORDER BY next_attempt_at, id
-                 LIMIT 1)
-            RETURNING *
-            "#,
-        )
-        .bind(to_millis(now + lease))
-        .bind(now_ms)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(job_from_row).transpose()
+        Ok(self.claim_many(now, lease, 1).await?.pop())
+    }
+
+    pub async fn claim_many(
+        &self,
+        now: SystemTime,
+        lease: Duration,
+        max: usize,
+    ) -> Result<Vec<Job>, StoreError> {
+        let op = Op::Claim {
+            now_ms: to_millis(now),
+            lease_until_ms: to_millis(now + lease),
+            max,
+        };
+        match self.write(op).await? {
+            Answer::Claimed(jobs) => Ok(jobs),
+            _ => Err(wrong_answer()),
+        }
     }
 
     pub async fn finish(
@@ -152,122 +173,19 @@ impl SqliteStore {
         finish: Finish,
         now: SystemTime,
     ) -> Result<bool, StoreError> {
-        let now_ms = to_millis(now);
-        // Every ending is one fenced update: it applies only to the claim this worker holds
-        // (id, attempts) while the job is still in flight.
-        let (state, outcome, customer_id, error, next_attempt_at) = match &finish {
-            Finish::Done {
-                outcome,
-                link,
-                note,
-                ..
-            } => ("done", *outcome, link.as_deref(), note.as_deref(), None),
-            Finish::Defer { at, reason } => (
-                "pending",
-                "deferred",
-                None,
-                Some(reason.as_str()),
-                Some(to_millis(*at)),
-            ),
-            Finish::Retry { at, error } => (
-                "pending",
-                "retry",
-                None,
-                Some(error.as_str()),
-                Some(to_millis(*at)),
-            ),
-            Finish::Wait { at, error } => (
-                "pending",
-                "waiting",
-                None,
-                Some(error.as_str()),
-                Some(to_millis(*at)),
-            ),
-            Finish::Unlink { error } => (
-                "pending",
-                "unlinked",
-                None,
-                Some(error.as_str()),
-                Some(now_ms),
-            ),
-            Finish::Dead { outcome, reason } => {
-                ("dead", *outcome, None, Some(reason.as_str()), None)
-            }
+        let op = FinishOp {
+            id: job.id,
+            attempts: job.attempts,
+            route: job.route.clone(),
+            contact_id: job.contact_id.clone(),
+            contact_updated_at: job.contact_updated_at,
+            finish,
+            now_ms: to_millis(now),
         };
-        // A deferral is marked so it does not hold later jobs of the contact back.
-        let deferred = i64::from(matches!(finish, Finish::Defer { .. }));
-        let mut tx = self.pool.begin().await?;
-        let affected = sqlx::query(
-            r#"UPDATE jobs
-                  SET state = ?1, outcome = ?2, customer_id = COALESCE(?3, customer_id), last_error = ?4,
-                      next_attempt_at = COALESCE(?5, next_attempt_at), lease_until = NULL, updated_at = ?6,
-                      deferred = ?9, attempts = attempts - ?10
-                WHERE id = ?7 AND attempts = ?8 AND state = 'in_flight'"#,
-        )
-        .bind(state)
-        .bind(outcome)
-        .bind(customer_id)
-        .bind(error)
-        .bind(next_attempt_at)
-        .bind(now_ms)
-        .bind(job.id.0)
-        .bind(i64::from(job.attempts))
-        .bind(deferred)
-        // A deferral or a wait gives back the attempt its claim counted.
-        .bind(i64::from(matches!(finish, Finish::Defer { .. } | Finish::Wait { .. })))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if affected == 0 {
-            tx.rollback().await?;
-            return Ok(false);
+        match self.write(Op::Finish(Box::new(op))).await? {
+            Answer::Finished(applied) => Ok(applied),
+            _ => Err(wrong_answer()),
         }
-        if let Some(contact_id) = &job.contact_id {
-            match &finish {
-                Finish::Done { link, applied, .. } if link.is_some() || *applied => {
-                    let applied_at = if *applied {
-                        job.contact_updated_at
-                    } else {
-                        None
-                    };
-                    upsert_contact(
-                        &mut tx,
-                        &job.route,
-                        contact_id,
-                        link.as_deref(),
-                        applied_at,
-                        now_ms,
-                    )
-                    .await?;
-                    if link.is_some() {
-                        // Partial updates that waited for this contact's link are due now.
-                        sqlx::query(
-                            r#"UPDATE jobs SET next_attempt_at = ?1
-                                WHERE route = ?2 AND contact_id = ?3 AND state = 'pending' AND deferred = 1"#,
-                        )
-                        .bind(now_ms)
-                        .bind(&job.route)
-                        .bind(contact_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                }
-                Finish::Unlink { .. } => {
-                    sqlx::query(
-                        r#"UPDATE contacts SET customer_id = NULL, updated_at = ?1
-                            WHERE route = ?2 AND contact_id = ?3"#,
-                    )
-                    .bind(now_ms)
-                    .bind(&job.route)
-                    .bind(contact_id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                _ => {}
-            }
-        }
-        tx.commit().await?;
-        Ok(true)
     }
 
     pub async fn contact(&self, route: &str, contact_id: &str) -> Result<ContactLink, StoreError> {
@@ -594,40 +512,115 @@ async fn upsert_contact(
     Ok(())
 }
 
+fn wrong_answer() -> StoreError {
+    StoreError::Corrupt("the store's writer answered a different kind of request".into())
+}
+
 /// The group-commit writer: drains whatever is waiting, writes it in one transaction,
 /// answers each request after the commit. Ends when every sender is gone.
-async fn write_loop(pool: SqlitePool, mut requests: mpsc::Receiver<(Vec<NewJob>, Reply)>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
+async fn write_loop(pool: SqlitePool, mut requests: mpsc::Receiver<Request>) {
+    let mut batch: Vec<Request> = Vec::with_capacity(MAX_BATCH);
     while requests.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let jobs: Vec<&NewJob> = batch.iter().flat_map(|(jobs, _)| jobs).collect();
-        let started = std::time::Instant::now();
-        let committed = insert_batch(&pool, &jobs).await;
-        crate::metrics::store_commit(jobs.len(), started.elapsed());
+        // Endings first, claims last: a finish can free the next job of its contact,
+        // which a claim in the same commit may then take. Webhooks keep arrival order.
+        batch.sort_by_key(|(op, _)| match op {
+            Op::Enqueue(_) => 0,
+            Op::Finish(_) => 1,
+            Op::Claim { .. } => 2,
+        });
+        let webhooks: usize = batch
+            .iter()
+            .map(|(op, _)| match op {
+                Op::Enqueue(jobs) => jobs.len(),
+                _ => 0,
+            })
+            .sum();
+        let started = Instant::now();
+        let ops: Vec<&Op> = batch.iter().map(|(op, _)| op).collect();
+        let committed = apply(&pool, &ops).await;
+        if webhooks > 0 {
+            crate::metrics::store_commit(webhooks, started.elapsed());
+        }
         match committed {
-            Ok(results) => {
-                let mut results = results.into_iter();
-                for (jobs, reply) in batch.drain(..) {
-                    let mine: Vec<Enqueued> = results.by_ref().take(jobs.len()).collect();
-                    // A requester that gave up (timed out) no longer listens; its jobs are
-                    // stored all the same and a retry of them will be duplicates.
-                    let _ignored = reply.send(Ok(mine));
+            Ok(answers) => {
+                for ((_, reply), answer) in batch.drain(..).zip(answers) {
+                    // A requester that gave up (timed out) no longer listens; its writes
+                    // are committed all the same (a retried webhook is then a duplicate,
+                    // an unheard claim's lease runs out).
+                    let _ignored = reply.send(Ok(answer));
+                }
+            }
+            Err(error) if batch.len() > 1 => {
+                // One request the database refuses (or a fault such as a full disk) must
+                // not fail the others with it: write each alone, so only the refused
+                // ones are answered with an error (ingest then answers 503).
+                tracing::warn!(error = %error, batch = batch.len(), "A group commit failed; writing its requests one by one.");
+                for (op, reply) in batch.drain(..) {
+                    let answer = apply(&pool, &[&op]).await.and_then(|mut answers| {
+                        answers.pop().ok_or_else(|| {
+                            StoreError::Corrupt("the writer produced no answer".into())
+                        })
+                    });
+                    if let Err(error) = &answer {
+                        log_refused(&op, error);
+                    }
+                    let _ignored = reply.send(answer);
                 }
             }
             Err(error) => {
-                tracing::error!(error = %error, batch = batch.len(), "Failed to commit webhooks to the store; they were answered 503.");
-                for (_, reply) in batch.drain(..) {
-                    let _ignored = reply.send(Err(StoreError::Database(sqlx::Error::Protocol(
-                        format!("commit failed: {error}"),
-                    ))));
+                for (op, reply) in batch.drain(..) {
+                    log_refused(&op, &error);
+                    let _ignored = reply.send(Err(super::commit_failed(&error)));
                 }
             }
         }
     }
 }
 
-async fn insert_batch(pool: &SqlitePool, jobs: &[&NewJob]) -> Result<Vec<Enqueued>, StoreError> {
+/// Webhooks the store refused are logged here (ingest only answers 503); the worker logs
+/// its own failed claims and finishes.
+fn log_refused(op: &Op, error: &StoreError) {
+    if let Op::Enqueue(jobs) = op {
+        tracing::error!(error = %error, webhooks = jobs.len(), "Failed to commit webhooks to the store; they were answered 503.");
+    }
+}
+
+/// Writes `ops` in one transaction and commits it; one answer per op, in order.
+async fn apply(pool: &SqlitePool, ops: &[&Op]) -> Result<Vec<Answer>, StoreError> {
     let now = to_millis(SystemTime::now());
     let mut tx = pool.begin().await?;
+    let mut answers = Vec::with_capacity(ops.len());
+    for op in ops {
+        answers.push(match op {
+            Op::Enqueue(jobs) => Answer::Enqueued(insert_jobs(&mut tx, jobs, now).await?),
+            Op::Claim {
+                now_ms,
+                lease_until_ms,
+                max,
+            } => {
+                let mut claimed = Vec::new();
+                // Each claim sees the ones before it in this transaction, so two jobs of
+                // one contact are never claimed together.
+                while claimed.len() < *max {
+                    match claim_one(&mut tx, *now_ms, *lease_until_ms).await? {
+                        Some(job) => claimed.push(job),
+                        None => break,
+                    }
+                }
+                Answer::Claimed(claimed)
+            }
+            Op::Finish(op) => Answer::Finished(finish_one(&mut tx, op).await?),
+        });
+    }
+    tx.commit().await?;
+    Ok(answers)
+}
+
+async fn insert_jobs(
+    tx: &mut Transaction<'_, Sqlite>,
+    jobs: &[NewJob],
+    now: i64,
+) -> Result<Vec<Enqueued>, StoreError> {
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs {
         let meta = serde_json::to_string(&job.meta)
@@ -635,8 +628,14 @@ async fn insert_batch(pool: &SqlitePool, jobs: &[&NewJob]) -> Result<Vec<Enqueue
         let inserted = sqlx::query(
             r#"
             INSERT INTO jobs (route, source, delivery_id, topic, contact_id, contact_updated_at,
-                              meta, payload, state, attempts, next_attempt_at, created_at, updated_at)
-            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', 0, ?9, ?9, ?9)
+                              meta, payload, state, attempts, next_attempt_at, created_at, updated_at,
+                              blocked)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', 0, ?9, ?9, ?9,
+                    -- Queued behind an unfinished job of the same contact (every stored job
+                    -- is older than this one); see migrations/sqlite/0004_blocked_jobs.sql.
+                    ?5 IS NOT NULL AND EXISTS (
+                        SELECT 1 FROM jobs o WHERE o.route = ?1 AND o.contact_id = ?5
+                           AND (o.state = 'in_flight' OR (o.state = 'pending' AND o.deferred = 0))))
             ON CONFLICT (route, delivery_id) DO NOTHING
             RETURNING id
             "#,
@@ -650,7 +649,7 @@ async fn insert_batch(pool: &SqlitePool, jobs: &[&NewJob]) -> Result<Vec<Enqueue
         .bind(meta)
         .bind(job.payload.as_ref())
         .bind(now)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         let result = match inserted {
             Some(row) => Enqueued::Accepted(JobId(row.try_get("id")?)),
@@ -660,15 +659,197 @@ async fn insert_batch(pool: &SqlitePool, jobs: &[&NewJob]) -> Result<Vec<Enqueue
                 )
                 .bind(&job.route)
                 .bind(&job.delivery_id)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut **tx)
                 .await?;
                 Enqueued::Duplicate(JobId(existing))
             }
         };
         results.push(result);
     }
-    tx.commit().await?;
     Ok(results)
+}
+
+/// Claims the earliest claimable job, if any.
+async fn claim_one(
+    conn: &mut SqliteConnection,
+    now_ms: i64,
+    lease_until_ms: i64,
+) -> Result<Option<Job>, StoreError> {
+    // One statement, so the check-and-claim is atomic. A job is claimable when it is due
+    // (or its lease ran out) and no other job of the same contact is leased or older and
+    // unfinished: one job per contact, in order. A deferred job (a partial update waiting
+    // for its contact's create) holds nothing back, or the create it waits for could
+    // never run.
+    // Due jobs and expired leases are looked up separately and the earlier one taken:
+    // one `state = … OR state = …` filter kept SQLite from walking `jobs_due` in order,
+    // so every claim sorted the whole backlog (seconds per claim at 1,000,000 queued
+    // jobs, and ~100 MB of sort memory; see docs/benchmarks.md). Pending jobs queued
+    // behind their contact (`blocked`) are skipped through `jobs_ready` rather than
+    // checked one by one, and the contact check is two indexed probes (in flight; older
+    // and pending), not one `OR` that scanned all of the contact's jobs.
+    let row = sqlx::query(
+        r#"
+        UPDATE jobs
+           SET state = 'in_flight', lease_until = ?1, attempts = attempts + 1, updated_at = ?2
+         WHERE id = (
+            SELECT id FROM (
+                SELECT id, next_attempt_at FROM (
+                    SELECT j.id, j.next_attempt_at FROM jobs j
+                     WHERE j.state = 'pending' AND j.blocked = 0 AND j.next_attempt_at <= ?2
+                       AND (j.contact_id IS NULL OR (NOT EXISTS (
+                                SELECT 1 FROM jobs o
+                                 WHERE o.route = j.route AND o.contact_id = j.contact_id
+                                   AND o.state = 'in_flight' AND o.id <> j.id
+                                   AND (o.lease_until > ?2 OR o.id < j.id))
+                            AND NOT EXISTS (
+                                SELECT 1 FROM jobs o
+                                 WHERE o.route = j.route AND o.contact_id = j.contact_id
+                                   AND o.state = 'pending' AND o.deferred = 0 AND o.id < j.id)))
+                     ORDER BY j.next_attempt_at, j.id
+                     LIMIT 1)
+                UNION ALL
+                SELECT id, next_attempt_at FROM (
+                    SELECT j.id, j.next_attempt_at FROM jobs j
+                     WHERE j.state = 'in_flight' AND j.lease_until <= ?2
+                       AND (j.contact_id IS NULL OR (NOT EXISTS (
+                                SELECT 1 FROM jobs o
+                                 WHERE o.route = j.route AND o.contact_id = j.contact_id
+                                   AND o.state = 'in_flight' AND o.id <> j.id
+                                   AND (o.lease_until > ?2 OR o.id < j.id))
+                            AND NOT EXISTS (
+                                SELECT 1 FROM jobs o
+                                 WHERE o.route = j.route AND o.contact_id = j.contact_id
+                                   AND o.state = 'pending' AND o.deferred = 0 AND o.id < j.id)))
+                     ORDER BY j.next_attempt_at, j.id
+                     LIMIT 1))
+             ORDER BY next_attempt_at, id
+             LIMIT 1)
+        RETURNING *
+        "#,
+    )
+    .bind(lease_until_ms)
+    .bind(now_ms)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(job_from_row).transpose()
+}
+
+/// Ends one claim. Every ending is one fenced update: it applies only to the claim the
+/// worker holds (id, attempts) while the job is still in flight; false when it had been
+/// lost, and then nothing is written.
+async fn finish_one(tx: &mut Transaction<'_, Sqlite>, op: &FinishOp) -> Result<bool, StoreError> {
+    let now_ms = op.now_ms;
+    let (state, outcome, customer_id, error, next_attempt_at) = match &op.finish {
+        Finish::Done {
+            outcome,
+            link,
+            note,
+            ..
+        } => ("done", *outcome, link.as_deref(), note.as_deref(), None),
+        Finish::Defer { at, reason } => (
+            "pending",
+            "deferred",
+            None,
+            Some(reason.as_str()),
+            Some(to_millis(*at)),
+        ),
+        Finish::Retry { at, error } => (
+            "pending",
+            "retry",
+            None,
+            Some(error.as_str()),
+            Some(to_millis(*at)),
+        ),
+        Finish::Wait { at, error } => (
+            "pending",
+            "waiting",
+            None,
+            Some(error.as_str()),
+            Some(to_millis(*at)),
+        ),
+        Finish::Unlink { error } => (
+            "pending",
+            "unlinked",
+            None,
+            Some(error.as_str()),
+            Some(now_ms),
+        ),
+        Finish::Dead { outcome, reason } => ("dead", *outcome, None, Some(reason.as_str()), None),
+    };
+    // A deferral is marked so it does not hold later jobs of the contact back.
+    let deferred = i64::from(matches!(op.finish, Finish::Defer { .. }));
+    let affected = sqlx::query(
+        r#"UPDATE jobs
+              SET state = ?1, outcome = ?2, customer_id = COALESCE(?3, customer_id), last_error = ?4,
+                  next_attempt_at = COALESCE(?5, next_attempt_at), lease_until = NULL, updated_at = ?6,
+                  deferred = ?9, attempts = attempts - ?10
+            WHERE id = ?7 AND attempts = ?8 AND state = 'in_flight'"#,
+    )
+    .bind(state)
+    .bind(outcome)
+    .bind(customer_id)
+    .bind(error)
+    .bind(next_attempt_at)
+    .bind(now_ms)
+    .bind(op.id.0)
+    .bind(i64::from(op.attempts))
+    .bind(deferred)
+    // A deferral or a wait gives back the attempt its claim counted.
+    .bind(i64::from(matches!(
+        op.finish,
+        Finish::Defer { .. } | Finish::Wait { .. }
+    )))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if affected == 0 {
+        return Ok(false);
+    }
+    if let Some(contact_id) = &op.contact_id {
+        match &op.finish {
+            Finish::Done { link, applied, .. } if link.is_some() || *applied => {
+                let applied_at = if *applied {
+                    op.contact_updated_at
+                } else {
+                    None
+                };
+                upsert_contact(
+                    tx,
+                    &op.route,
+                    contact_id,
+                    link.as_deref(),
+                    applied_at,
+                    now_ms,
+                )
+                .await?;
+                if link.is_some() {
+                    // Partial updates that waited for this contact's link are due now.
+                    sqlx::query(
+                        r#"UPDATE jobs SET next_attempt_at = ?1
+                            WHERE route = ?2 AND contact_id = ?3 AND state = 'pending' AND deferred = 1"#,
+                    )
+                    .bind(now_ms)
+                    .bind(&op.route)
+                    .bind(contact_id)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+            }
+            Finish::Unlink { .. } => {
+                sqlx::query(
+                    r#"UPDATE contacts SET customer_id = NULL, updated_at = ?1
+                        WHERE route = ?2 AND contact_id = ?3"#,
+                )
+                .bind(now_ms)
+                .bind(&op.route)
+                .bind(contact_id)
+                .execute(&mut **tx)
+                .await?;
+            }
+            _ => {}
+        }
+    }
+    Ok(true)
 }
 
 fn job_from_row(row: &SqliteRow) -> Result<Job, StoreError> {
