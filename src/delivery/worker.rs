@@ -302,12 +302,7 @@ impl Worker {
                 Ok(link) => link,
                 Err(error) => {
                     return (
-                        self.retry(
-                            job,
-                            format!("cannot read the contact link: {error}"),
-                            None,
-                            now,
-                        ),
+                        self.retry(job, format!("cannot read the contact link: {error}"), None),
                         false,
                     );
                 }
@@ -336,10 +331,9 @@ impl Worker {
             Ok(action) => action,
             Err(error) => return (dead("unparseable", error.to_string()), false),
         };
-        let retry = |reason: String, retry_after: Option<Duration>| {
-            self.retry(job, reason, retry_after, now)
-        };
-        let wait = |reason: String| self.wait_for_token(reason, now);
+        let retry =
+            |reason: String, retry_after: Option<Duration>| self.retry(job, reason, retry_after);
+        let wait = |reason: String| self.wait_for_token(reason);
         let context = actions::Context {
             store: &self.inner.store,
             upstream: &self.inner.upstream,
@@ -433,21 +427,19 @@ impl Worker {
             Outcome::Retry {
                 reason,
                 retry_after,
-            } => self.retry(job, reason, retry_after, now),
+            } => self.retry(job, reason, retry_after),
             Outcome::Reject { reason } => dead("rejected", reason),
             Outcome::Unauthorized { reason } => dead("unauthorized", reason),
-            Outcome::AuthUnavailable { reason } => self.wait_for_token(reason, now),
+            Outcome::AuthUnavailable { reason } => self.wait_for_token(reason),
         };
         (finish, true)
     }
 
-    fn retry(
-        &self,
-        job: &Job,
-        reason: String,
-        retry_after: Option<Duration>,
-        now: SystemTime,
-    ) -> Finish {
+    /// The wait counts from now, when the failure is known, not from when the attempt
+    /// started: a slow answer or a request timeout must not eat into the wait (or into a
+    /// `Retry-After`), or a timed-out attempt would be retried at once.
+    fn retry(&self, job: &Job, reason: String, retry_after: Option<Duration>) -> Finish {
+        let now = SystemTime::now();
         let jitter = fastrand::f64() * 2.0 - 1.0;
         match self
             .inner
@@ -465,7 +457,8 @@ impl Worker {
     /// or the token endpoint is at fault, not the job, and nothing was sent. The wait does
     /// not count as an attempt, so it uses up neither the retry schedule nor, later, the
     /// job's retries against Vendasta; it repeats every first schedule step.
-    fn wait_for_token(&self, reason: String, now: SystemTime) -> Finish {
+    fn wait_for_token(&self, reason: String) -> Finish {
+        let now = SystemTime::now();
         let step = self
             .inner
             .policy

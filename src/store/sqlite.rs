@@ -21,7 +21,8 @@ use std::{
 
 use bytes::Bytes;
 use sqlx::{
-    Row, Sqlite, SqliteConnection, Transaction,
+    Row, Sqlite, SqliteConnection,
+    pool::PoolConnection,
     sqlite::{
         SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
         SqliteSynchronous,
@@ -243,48 +244,15 @@ impl SqliteStore {
         route: &str,
         contact_ids: &[String],
     ) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let mut deleted = 0;
-        for contact_id in contact_ids {
-            deleted += sqlx::query(r#"DELETE FROM jobs WHERE route = ?1 AND contact_id = ?2"#)
-                .bind(route)
-                .bind(contact_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            sqlx::query(r#"DELETE FROM contacts WHERE route = ?1 AND contact_id = ?2"#)
-                .bind(route)
-                .bind(contact_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(deleted)
+        let mut conn = begin(&self.pool).await?;
+        let deleted = delete_contacts(&mut conn, route, contact_ids).await;
+        end(conn, deleted).await
     }
 
     pub async fn redact_tenant(&self, route: &str, tenant: &str) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        // Links first: they are found through the jobs about to be deleted.
-        sqlx::query(
-            r#"DELETE FROM contacts WHERE route = ?1 AND contact_id IN (
-                   SELECT contact_id FROM jobs
-                    WHERE route = ?1 AND contact_id IS NOT NULL
-                      AND lower(json_extract(meta, '$.shop_domain')) = lower(?2))"#,
-        )
-        .bind(route)
-        .bind(tenant)
-        .execute(&mut *tx)
-        .await?;
-        let deleted = sqlx::query(
-            r#"DELETE FROM jobs WHERE route = ?1 AND lower(json_extract(meta, '$.shop_domain')) = lower(?2)"#,
-        )
-        .bind(route)
-        .bind(tenant)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
-        Ok(deleted)
+        let mut conn = begin(&self.pool).await?;
+        let deleted = delete_tenant(&mut conn, route, tenant).await;
+        end(conn, deleted).await
     }
 
     pub async fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
@@ -482,7 +450,7 @@ impl SqliteStore {
 }
 
 async fn upsert_contact(
-    tx: &mut Transaction<'_, Sqlite>,
+    conn: &mut SqliteConnection,
     route: &str,
     contact_id: &str,
     customer_id: Option<&str>,
@@ -507,7 +475,7 @@ async fn upsert_contact(
     .bind(customer_id)
     .bind(applied_at)
     .bind(now_ms)
-    .execute(&mut **tx)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }
@@ -585,14 +553,117 @@ fn log_refused(op: &Op, error: &StoreError) {
     }
 }
 
+/// Starts a write transaction on a pooled connection of its own.
+///
+/// Not sqlx's `Transaction`: when SQLite fails a `COMMIT` (a full disk, an I/O error) it
+/// keeps the transaction open, and a connection that went back to the pool inside it
+/// made every later `BEGIN … COMMIT` on it a silent no-op — webhooks answered 200 that
+/// were never written — while holding the write lock against the other connections.
+/// [`end`] rolls back and closes the connection instead whenever anything failed.
+async fn begin(pool: &SqlitePool) -> Result<PoolConnection<Sqlite>, StoreError> {
+    let mut conn = pool.acquire().await?;
+    // IMMEDIATE takes the write lock now, so the transaction never has to upgrade a read
+    // snapshot to a write (which SQLite refuses when another commit came in between).
+    match sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
+        Ok(_) => Ok(conn),
+        Err(error) => {
+            discard(conn).await;
+            Err(error.into())
+        }
+    }
+}
+
+/// Commits the transaction [`begin`] opened when `work` succeeded; otherwise, or when the
+/// commit fails, rolls it back and closes the connection so nothing of it is reused.
+async fn end<T>(
+    mut conn: PoolConnection<Sqlite>,
+    work: Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let value = match work {
+        Ok(value) => value,
+        Err(error) => {
+            discard(conn).await;
+            return Err(error);
+        }
+    };
+    match sqlx::query("COMMIT").execute(&mut *conn).await {
+        Ok(_) => Ok(value),
+        Err(error) => {
+            discard(conn).await;
+            Err(error.into())
+        }
+    }
+}
+
+/// Rolls back whatever the connection holds and closes it; the pool opens a fresh one.
+async fn discard(mut conn: PoolConnection<Sqlite>) {
+    // Either may fail on a broken disk; the connection is gone afterwards regardless.
+    let _ignored = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+    let _ignored = conn.close().await;
+}
+
+async fn delete_contacts(
+    conn: &mut SqliteConnection,
+    route: &str,
+    contact_ids: &[String],
+) -> Result<u64, StoreError> {
+    let mut deleted = 0;
+    for contact_id in contact_ids {
+        deleted += sqlx::query(r#"DELETE FROM jobs WHERE route = ?1 AND contact_id = ?2"#)
+            .bind(route)
+            .bind(contact_id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        sqlx::query(r#"DELETE FROM contacts WHERE route = ?1 AND contact_id = ?2"#)
+            .bind(route)
+            .bind(contact_id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(deleted)
+}
+
+async fn delete_tenant(
+    conn: &mut SqliteConnection,
+    route: &str,
+    tenant: &str,
+) -> Result<u64, StoreError> {
+    // Links first: they are found through the jobs about to be deleted.
+    sqlx::query(
+        r#"DELETE FROM contacts WHERE route = ?1 AND contact_id IN (
+               SELECT contact_id FROM jobs
+                WHERE route = ?1 AND contact_id IS NOT NULL
+                  AND lower(json_extract(meta, '$.shop_domain')) = lower(?2))"#,
+    )
+    .bind(route)
+    .bind(tenant)
+    .execute(&mut *conn)
+    .await?;
+    let deleted = sqlx::query(
+        r#"DELETE FROM jobs WHERE route = ?1 AND lower(json_extract(meta, '$.shop_domain')) = lower(?2)"#,
+    )
+    .bind(route)
+    .bind(tenant)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(deleted)
+}
+
 /// Writes `ops` in one transaction and commits it; one answer per op, in order.
 async fn apply(pool: &SqlitePool, ops: &[&Op]) -> Result<Vec<Answer>, StoreError> {
+    let mut conn = begin(pool).await?;
+    let answers = apply_in(&mut conn, ops).await;
+    end(conn, answers).await
+}
+
+async fn apply_in(conn: &mut SqliteConnection, ops: &[&Op]) -> Result<Vec<Answer>, StoreError> {
     let now = to_millis(SystemTime::now());
-    let mut tx = pool.begin().await?;
     let mut answers = Vec::with_capacity(ops.len());
     for op in ops {
         answers.push(match op {
-            Op::Enqueue(jobs) => Answer::Enqueued(insert_jobs(&mut tx, jobs, now).await?),
+            Op::Enqueue(jobs) => Answer::Enqueued(insert_jobs(conn, jobs, now).await?),
             Op::Claim {
                 now_ms,
                 lease_until_ms,
@@ -602,22 +673,21 @@ async fn apply(pool: &SqlitePool, ops: &[&Op]) -> Result<Vec<Answer>, StoreError
                 // Each claim sees the ones before it in this transaction, so two jobs of
                 // one contact are never claimed together.
                 while claimed.len() < *max {
-                    match claim_one(&mut tx, *now_ms, *lease_until_ms).await? {
+                    match claim_one(conn, *now_ms, *lease_until_ms).await? {
                         Some(job) => claimed.push(job),
                         None => break,
                     }
                 }
                 Answer::Claimed(claimed)
             }
-            Op::Finish(op) => Answer::Finished(finish_one(&mut tx, op).await?),
+            Op::Finish(op) => Answer::Finished(finish_one(conn, op).await?),
         });
     }
-    tx.commit().await?;
     Ok(answers)
 }
 
 async fn insert_jobs(
-    tx: &mut Transaction<'_, Sqlite>,
+    conn: &mut SqliteConnection,
     jobs: &[NewJob],
     now: i64,
 ) -> Result<Vec<Enqueued>, StoreError> {
@@ -649,7 +719,7 @@ async fn insert_jobs(
         .bind(meta)
         .bind(job.payload.as_ref())
         .bind(now)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *conn)
         .await?;
         let result = match inserted {
             Some(row) => Enqueued::Accepted(JobId(row.try_get("id")?)),
@@ -659,7 +729,7 @@ async fn insert_jobs(
                 )
                 .bind(&job.route)
                 .bind(&job.delivery_id)
-                .fetch_one(&mut **tx)
+                .fetch_one(&mut *conn)
                 .await?;
                 Enqueued::Duplicate(JobId(existing))
             }
@@ -737,7 +807,7 @@ async fn claim_one(
 /// Ends one claim. Every ending is one fenced update: it applies only to the claim the
 /// worker holds (id, attempts) while the job is still in flight; false when it had been
 /// lost, and then nothing is written.
-async fn finish_one(tx: &mut Transaction<'_, Sqlite>, op: &FinishOp) -> Result<bool, StoreError> {
+async fn finish_one(conn: &mut SqliteConnection, op: &FinishOp) -> Result<bool, StoreError> {
     let now_ms = op.now_ms;
     let (state, outcome, customer_id, error, next_attempt_at) = match &op.finish {
         Finish::Done {
@@ -799,7 +869,7 @@ async fn finish_one(tx: &mut Transaction<'_, Sqlite>, op: &FinishOp) -> Result<b
         op.finish,
         Finish::Defer { .. } | Finish::Wait { .. }
     )))
-    .execute(&mut **tx)
+    .execute(&mut *conn)
     .await?
     .rows_affected();
     if affected == 0 {
@@ -814,7 +884,7 @@ async fn finish_one(tx: &mut Transaction<'_, Sqlite>, op: &FinishOp) -> Result<b
                     None
                 };
                 upsert_contact(
-                    tx,
+                    conn,
                     &op.route,
                     contact_id,
                     link.as_deref(),
@@ -831,7 +901,7 @@ async fn finish_one(tx: &mut Transaction<'_, Sqlite>, op: &FinishOp) -> Result<b
                     .bind(now_ms)
                     .bind(&op.route)
                     .bind(contact_id)
-                    .execute(&mut **tx)
+                    .execute(&mut *conn)
                     .await?;
                 }
             }
@@ -843,7 +913,7 @@ async fn finish_one(tx: &mut Transaction<'_, Sqlite>, op: &FinishOp) -> Result<b
                 .bind(now_ms)
                 .bind(&op.route)
                 .bind(contact_id)
-                .execute(&mut **tx)
+                .execute(&mut *conn)
                 .await?;
             }
             _ => {}

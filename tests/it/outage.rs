@@ -393,9 +393,6 @@ async fn a_60_second_outage_is_retried_on_schedule_and_the_backlog_drains_after_
 }
 
 #[tokio::test]
-#[ignore = "bug in src/delivery/worker.rs (lead): the retry time is counted from the start \
-            of the attempt, not from Vendasta's answer, so a slow answer shortens the wait \
-            and a Retry-After is not honoured"]
 async fn the_wait_before_a_retry_counts_from_vendastas_answer() {
     // Arrange: the upstream holds each request 1.2 s, then answers 503 with Retry-After: 2.
     let Setup {

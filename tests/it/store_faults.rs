@@ -365,9 +365,6 @@ async fn a_full_disk_gets_503_never_200_and_ingest_answers_200_again_once_freed(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug in src/store/sqlite.rs (lead): after a commit fails with SQLITE_FULL, a pooled \
-            connection stays inside a transaction: later 200s are not committed and are lost on \
-            a crash, and every other write waits for its lock and fails"]
 async fn after_a_full_disk_every_200_is_durable_and_delivered_without_a_restart() {
     if skip_reason("after_a_full_disk_every_200_is_durable_and_delivered_without_a_restart")
         .is_some()
