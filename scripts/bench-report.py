@@ -191,7 +191,11 @@ How each figure is taken:
   `customers/create` fixture, signed, with a fresh `X-Shopify-Webhook-Id` per request
   (`scripts/bench-shopify.lua`), so every request is a new fsync'd insert. The bridge runs
   with its default durability (`synchronous = FULL`, group commit) and its worker delivers
-  to the Vendasta stand-in at the same time. The *ceiling* is `examples/bench_ceiling.rs`,
+  to the Vendasta stand-in at the same time. Every request carries the same customer (the
+  body is signed once), so the run also builds one contact's queue tens of thousands deep:
+  the worst case for the claim, which must skip that queue without walking it. The
+  PostgreSQL rows run the same load against a scratch database on the local server, when
+  there is one. The *ceiling* is `examples/bench_ceiling.rs`,
   a bare axum handler reading the same body, under the same wrk command. The
   *group-commit limit* is connections ÷ the fsync p50 above. Target:
   ≥ min(0.5× ceiling, 0.8× group-commit limit).

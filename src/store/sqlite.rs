@@ -1,6 +1,8 @@
 //! The embedded SQLite backend (one replica).
 //!
-//! Durability: WAL with `synchronous = FULL`, so a commit returns only after its fsync.
+//! Durability: WAL with `synchronous = FULL`, so a commit returns only after its fsync;
+//! the only exception is a commit that carries no webhook, only the worker's claims and
+//! endings (see [`sync_for`]).
 //! SQLite has one write lock and every commit costs an fsync, so the backend has exactly
 //! one writer: a task fed by a channel that carries every hot-path write — webhooks to
 //! store, claims of due jobs, and the endings of delivered jobs. Whatever waits in the
@@ -244,15 +246,15 @@ impl SqliteStore {
         route: &str,
         contact_ids: &[String],
     ) -> Result<u64, StoreError> {
-        let mut conn = begin(&self.pool).await?;
+        let mut conn = begin(&self.pool, Sync::Full).await?;
         let deleted = delete_contacts(&mut conn, route, contact_ids).await;
-        end(conn, deleted).await
+        end(conn, deleted, Sync::Full).await
     }
 
     pub async fn redact_tenant(&self, route: &str, tenant: &str) -> Result<u64, StoreError> {
-        let mut conn = begin(&self.pool).await?;
+        let mut conn = begin(&self.pool, Sync::Full).await?;
         let deleted = delete_tenant(&mut conn, route, tenant).await;
-        end(conn, deleted).await
+        end(conn, deleted, Sync::Full).await
     }
 
     pub async fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
@@ -505,7 +507,7 @@ async fn write_loop(pool: SqlitePool, mut requests: mpsc::Receiver<Request>) {
             .sum();
         let started = Instant::now();
         let ops: Vec<&Op> = batch.iter().map(|(op, _)| op).collect();
-        let committed = apply(&pool, &ops).await;
+        let committed = apply(&pool, &ops, sync_for(webhooks)).await;
         if webhooks > 0 {
             crate::metrics::store_commit(webhooks, started.elapsed());
         }
@@ -524,7 +526,8 @@ async fn write_loop(pool: SqlitePool, mut requests: mpsc::Receiver<Request>) {
                 // ones are answered with an error (ingest then answers 503).
                 tracing::warn!(error = %error, batch = batch.len(), "A group commit failed; writing its requests one by one.");
                 for (op, reply) in batch.drain(..) {
-                    let answer = apply(&pool, &[&op]).await.and_then(|mut answers| {
+                    let sync = sync_for(usize::from(matches!(op, Op::Enqueue(_))));
+                    let answer = apply(&pool, &[&op], sync).await.and_then(|mut answers| {
                         answers.pop().ok_or_else(|| {
                             StoreError::Corrupt("the writer produced no answer".into())
                         })
@@ -553,6 +556,29 @@ fn log_refused(op: &Op, error: &StoreError) {
     }
 }
 
+/// How a commit reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sync {
+    /// fsync before the commit returns (`synchronous = FULL`, the connections' setting).
+    Full,
+    /// No fsync (`synchronous = NORMAL`): survives a crash of the process, not a power
+    /// cut; the next `Full` commit fsyncs the WAL and makes it durable with it.
+    Normal,
+}
+
+/// A commit that stores webhooks is acknowledged to their providers, so it is fsync'd
+/// (`Full`). One that carries only the worker's claims and endings is not: losing it to
+/// a power cut only makes the worker send those deliveries again, which at-least-once
+/// delivery already allows (a repeated create is answered 409 and linked), while an
+/// fsync per claim would cap delivery at one batch per fsync (see docs/benchmarks.md).
+fn sync_for(webhooks: usize) -> Sync {
+    if webhooks > 0 {
+        Sync::Full
+    } else {
+        Sync::Normal
+    }
+}
+
 /// Starts a write transaction on a pooled connection of its own.
 ///
 /// Not sqlx's `Transaction`: when SQLite fails a `COMMIT` (a full disk, an I/O error) it
@@ -560,8 +586,16 @@ fn log_refused(op: &Op, error: &StoreError) {
 /// made every later `BEGIN … COMMIT` on it a silent no-op — webhooks answered 200 that
 /// were never written — while holding the write lock against the other connections.
 /// [`end`] rolls back and closes the connection instead whenever anything failed.
-async fn begin(pool: &SqlitePool) -> Result<PoolConnection<Sqlite>, StoreError> {
+async fn begin(pool: &SqlitePool, sync: Sync) -> Result<PoolConnection<Sqlite>, StoreError> {
     let mut conn = pool.acquire().await?;
+    if sync == Sync::Normal
+        && let Err(error) = sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut *conn)
+            .await
+    {
+        discard(conn).await;
+        return Err(error.into());
+    }
     // IMMEDIATE takes the write lock now, so the transaction never has to upgrade a read
     // snapshot to a write (which SQLite refuses when another commit came in between).
     match sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
@@ -578,6 +612,7 @@ async fn begin(pool: &SqlitePool) -> Result<PoolConnection<Sqlite>, StoreError> 
 async fn end<T>(
     mut conn: PoolConnection<Sqlite>,
     work: Result<T, StoreError>,
+    sync: Sync,
 ) -> Result<T, StoreError> {
     let value = match work {
         Ok(value) => value,
@@ -586,13 +621,21 @@ async fn end<T>(
             return Err(error);
         }
     };
-    match sqlx::query("COMMIT").execute(&mut *conn).await {
-        Ok(_) => Ok(value),
-        Err(error) => {
-            discard(conn).await;
-            Err(error.into())
-        }
+    if let Err(error) = sqlx::query("COMMIT").execute(&mut *conn).await {
+        discard(conn).await;
+        return Err(error.into());
     }
+    // Back to FULL before the connection returns to the pool, where anything may use it;
+    // a connection that cannot be reset is closed rather than reused.
+    if sync == Sync::Normal
+        && sqlx::query("PRAGMA synchronous = FULL")
+            .execute(&mut *conn)
+            .await
+            .is_err()
+    {
+        let _ignored = conn.close().await;
+    }
+    Ok(value)
 }
 
 /// Rolls back whatever the connection holds and closes it; the pool opens a fresh one.
@@ -652,10 +695,10 @@ async fn delete_tenant(
 }
 
 /// Writes `ops` in one transaction and commits it; one answer per op, in order.
-async fn apply(pool: &SqlitePool, ops: &[&Op]) -> Result<Vec<Answer>, StoreError> {
-    let mut conn = begin(pool).await?;
+async fn apply(pool: &SqlitePool, ops: &[&Op], sync: Sync) -> Result<Vec<Answer>, StoreError> {
+    let mut conn = begin(pool, sync).await?;
     let answers = apply_in(&mut conn, ops).await;
-    end(conn, answers).await
+    end(conn, answers, sync).await
 }
 
 async fn apply_in(conn: &mut SqliteConnection, ops: &[&Op]) -> Result<Vec<Answer>, StoreError> {
@@ -1106,5 +1149,30 @@ mod tests {
         assert!(matches!(results[1], Enqueued::Duplicate(_)));
         assert!(matches!(results[2], Enqueued::Accepted(_)));
         assert_eq!(store.counts().await.unwrap().pending, 3);
+    }
+
+    #[tokio::test]
+    async fn connections_go_back_to_the_pool_fsyncing_after_a_commit_that_did_not() {
+        let (store, _dir) = store().await;
+        store.enqueue(new_job("d1", Some("c1"), None)).await.unwrap();
+        // A claim alone is committed without an fsync (`Sync::Normal`).
+        let job = store.claim(SystemTime::now(), LEASE).await.unwrap().unwrap();
+        let finish = Finish::Done {
+            outcome: "created",
+            link: None,
+            applied: true,
+            note: None,
+        };
+        assert!(store.finish(&job, finish, SystemTime::now()).await.unwrap());
+        let mut held = Vec::new();
+        for _ in 0..POOL_SIZE {
+            let mut conn = store.pool.acquire().await.unwrap();
+            let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(level, 2, "every pooled connection is back at FULL");
+            held.push(conn);
+        }
     }
 }
