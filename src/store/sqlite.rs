@@ -246,15 +246,15 @@ impl SqliteStore {
         route: &str,
         contact_ids: &[String],
     ) -> Result<u64, StoreError> {
-        let mut conn = begin(&self.pool, Sync::Full).await?;
+        let mut conn = begin(self.pool.acquire().await?).await?;
         let deleted = delete_contacts(&mut conn, route, contact_ids).await;
-        end(conn, deleted, Sync::Full).await
+        Ok(end(conn, deleted).await?.0)
     }
 
     pub async fn redact_tenant(&self, route: &str, tenant: &str) -> Result<u64, StoreError> {
-        let mut conn = begin(&self.pool, Sync::Full).await?;
+        let mut conn = begin(self.pool.acquire().await?).await?;
         let deleted = delete_tenant(&mut conn, route, tenant).await;
-        end(conn, deleted, Sync::Full).await
+        Ok(end(conn, deleted).await?.0)
     }
 
     pub async fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
@@ -487,10 +487,24 @@ fn wrong_answer() -> StoreError {
 }
 
 /// The group-commit writer: drains whatever is waiting, writes it in one transaction,
-/// answers each request after the commit. Ends when every sender is gone.
+/// answers each request after the commit. Ends when every sender is gone or the pool is
+/// closed.
+///
+/// It keeps one pooled connection for itself. SQLite drops a connection's page cache
+/// whenever another connection has written, so a writer that took whichever connection
+/// was free re-read the pages it writes (the tail of `jobs` and its indexes) from the
+/// OS on every commit; profiled, those copies cost more CPU than SQLite's own work.
 async fn write_loop(pool: SqlitePool, mut requests: mpsc::Receiver<Request>) {
     let mut batch: Vec<Request> = Vec::with_capacity(MAX_BATCH);
-    while requests.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    let mut held: Option<(PoolConnection<Sqlite>, Sync)> = None;
+    let closed = pool.close_event();
+    tokio::pin!(closed);
+    loop {
+        tokio::select! {
+            received = requests.recv_many(&mut batch, MAX_BATCH) => if received == 0 { break },
+            // `close` waits for every connection to come back: give ours back.
+            () = &mut closed => break,
+        }
         // Endings first, claims last: a finish can free the next job of its contact,
         // which a claim in the same commit may then take. Webhooks keep arrival order.
         batch.sort_by_key(|(op, _)| match op {
@@ -507,7 +521,7 @@ async fn write_loop(pool: SqlitePool, mut requests: mpsc::Receiver<Request>) {
             .sum();
         let started = Instant::now();
         let ops: Vec<&Op> = batch.iter().map(|(op, _)| op).collect();
-        let committed = apply(&pool, &ops, sync_for(webhooks)).await;
+        let committed = apply(&pool, &mut held, &ops, sync_for(webhooks)).await;
         if webhooks > 0 {
             crate::metrics::store_commit(webhooks, started.elapsed());
         }
@@ -527,11 +541,14 @@ async fn write_loop(pool: SqlitePool, mut requests: mpsc::Receiver<Request>) {
                 tracing::warn!(error = %error, batch = batch.len(), "A group commit failed; writing its requests one by one.");
                 for (op, reply) in batch.drain(..) {
                     let sync = sync_for(usize::from(matches!(op, Op::Enqueue(_))));
-                    let answer = apply(&pool, &[&op], sync).await.and_then(|mut answers| {
-                        answers.pop().ok_or_else(|| {
-                            StoreError::Corrupt("the writer produced no answer".into())
-                        })
-                    });
+                    let answer =
+                        apply(&pool, &mut held, &[&op], sync)
+                            .await
+                            .and_then(|mut answers| {
+                                answers.pop().ok_or_else(|| {
+                                    StoreError::Corrupt("the writer produced no answer".into())
+                                })
+                            });
                     if let Err(error) = &answer {
                         log_refused(&op, error);
                     }
@@ -586,16 +603,7 @@ fn sync_for(webhooks: usize) -> Sync {
 /// made every later `BEGIN … COMMIT` on it a silent no-op — webhooks answered 200 that
 /// were never written — while holding the write lock against the other connections.
 /// [`end`] rolls back and closes the connection instead whenever anything failed.
-async fn begin(pool: &SqlitePool, sync: Sync) -> Result<PoolConnection<Sqlite>, StoreError> {
-    let mut conn = pool.acquire().await?;
-    if sync == Sync::Normal
-        && let Err(error) = sqlx::query("PRAGMA synchronous = NORMAL")
-            .execute(&mut *conn)
-            .await
-    {
-        discard(conn).await;
-        return Err(error.into());
-    }
+async fn begin(mut conn: PoolConnection<Sqlite>) -> Result<PoolConnection<Sqlite>, StoreError> {
     // IMMEDIATE takes the write lock now, so the transaction never has to upgrade a read
     // snapshot to a write (which SQLite refuses when another commit came in between).
     match sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
@@ -607,13 +615,13 @@ async fn begin(pool: &SqlitePool, sync: Sync) -> Result<PoolConnection<Sqlite>, 
     }
 }
 
-/// Commits the transaction [`begin`] opened when `work` succeeded; otherwise, or when the
-/// commit fails, rolls it back and closes the connection so nothing of it is reused.
+/// Commits the transaction [`begin`] opened when `work` succeeded and hands the
+/// connection back; otherwise, or when the commit fails, rolls it back and closes the
+/// connection so nothing of it is reused.
 async fn end<T>(
     mut conn: PoolConnection<Sqlite>,
     work: Result<T, StoreError>,
-    sync: Sync,
-) -> Result<T, StoreError> {
+) -> Result<(T, PoolConnection<Sqlite>), StoreError> {
     let value = match work {
         Ok(value) => value,
         Err(error) => {
@@ -625,17 +633,7 @@ async fn end<T>(
         discard(conn).await;
         return Err(error.into());
     }
-    // Back to FULL before the connection returns to the pool, where anything may use it;
-    // a connection that cannot be reset is closed rather than reused.
-    if sync == Sync::Normal
-        && sqlx::query("PRAGMA synchronous = FULL")
-            .execute(&mut *conn)
-            .await
-            .is_err()
-    {
-        let _ignored = conn.close().await;
-    }
-    Ok(value)
+    Ok((value, conn))
 }
 
 /// Rolls back whatever the connection holds and closes it; the pool opens a fresh one.
@@ -695,10 +693,36 @@ async fn delete_tenant(
 }
 
 /// Writes `ops` in one transaction and commits it; one answer per op, in order.
-async fn apply(pool: &SqlitePool, ops: &[&Op], sync: Sync) -> Result<Vec<Answer>, StoreError> {
-    let mut conn = begin(pool, sync).await?;
+/// `held` is the writer's own connection, taken from the pool on first use and again
+/// after a failure closed it.
+async fn apply(
+    pool: &SqlitePool,
+    held: &mut Option<(PoolConnection<Sqlite>, Sync)>,
+    ops: &[&Op],
+    sync: Sync,
+) -> Result<Vec<Answer>, StoreError> {
+    // A fresh connection fsyncs (the pool's setting). The writer's connection goes back
+    // to the pool only when the pool closes, or is closed after a failure, so no other
+    // user ever commits with the setting it left behind.
+    let (mut conn, current) = match held.take() {
+        Some(held) => held,
+        None => (pool.acquire().await?, Sync::Full),
+    };
+    if sync != current {
+        let pragma = match sync {
+            Sync::Full => "PRAGMA synchronous = FULL",
+            Sync::Normal => "PRAGMA synchronous = NORMAL",
+        };
+        if let Err(error) = sqlx::query(pragma).execute(&mut *conn).await {
+            discard(conn).await;
+            return Err(error.into());
+        }
+    }
+    let mut conn = begin(conn).await?;
     let answers = apply_in(&mut conn, ops).await;
-    end(conn, answers, sync).await
+    let (answers, conn) = end(conn, answers).await?;
+    *held = Some((conn, sync));
+    Ok(answers)
 }
 
 async fn apply_in(conn: &mut SqliteConnection, ops: &[&Op]) -> Result<Vec<Answer>, StoreError> {
@@ -1152,11 +1176,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn connections_go_back_to_the_pool_fsyncing_after_a_commit_that_did_not() {
+    async fn the_pool_keeps_fsyncing_while_the_writer_commits_bookkeeping_without() {
         let (store, _dir) = store().await;
-        store.enqueue(new_job("d1", Some("c1"), None)).await.unwrap();
-        // A claim alone is committed without an fsync (`Sync::Normal`).
-        let job = store.claim(SystemTime::now(), LEASE).await.unwrap().unwrap();
+        store
+            .enqueue(new_job("d1", Some("c1"), None))
+            .await
+            .unwrap();
+        // A claim and an ending alone are committed without an fsync (`Sync::Normal`),
+        // on the writer's own connection.
+        let job = store
+            .claim(SystemTime::now(), LEASE)
+            .await
+            .unwrap()
+            .unwrap();
         let finish = Finish::Done {
             outcome: "created",
             link: None,
@@ -1164,15 +1196,21 @@ mod tests {
             note: None,
         };
         assert!(store.finish(&job, finish, SystemTime::now()).await.unwrap());
+        // Every other connection (the writer keeps one) still fsyncs its commits.
         let mut held = Vec::new();
-        for _ in 0..POOL_SIZE {
+        for _ in 1..POOL_SIZE {
             let mut conn = store.pool.acquire().await.unwrap();
             let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
                 .fetch_one(&mut *conn)
                 .await
                 .unwrap();
-            assert_eq!(level, 2, "every pooled connection is back at FULL");
+            assert_eq!(level, 2, "FULL");
             held.push(conn);
         }
+        drop(held);
+        // Closing the store gets the writer's connection back instead of waiting forever.
+        tokio::time::timeout(Duration::from_secs(10), store.close())
+            .await
+            .expect("the writer returns its connection when the pool closes");
     }
 }
