@@ -47,3 +47,9 @@ BEGIN
                           AND o.id < jobs.id
                           AND (o.state = 'in_flight' OR (o.state = 'pending' AND o.deferred = 0)));
 END;
+
+-- A contact's deferred jobs (partial updates waiting for its create) are woken when the
+-- create links it. Without an index of their own, that wake-up read every pending job
+-- of the contact to find the deferred ones: the whole queue of a busy contact, on every
+-- delivery that linked it.
+CREATE INDEX jobs_deferred ON jobs (route, contact_id) WHERE deferred = 1;

@@ -961,8 +961,10 @@ async fn finish_one(conn: &mut SqliteConnection, op: &FinishOp) -> Result<bool, 
                 .await?;
                 if link.is_some() {
                     // Partial updates that waited for this contact's link are due now.
+                    // INDEXED BY: without statistics SQLite prefers `jobs_by_contact`,
+                    // which walks every pending job of the contact to find the deferred.
                     sqlx::query(
-                        r#"UPDATE jobs SET next_attempt_at = ?1
+                        r#"UPDATE jobs INDEXED BY jobs_deferred SET next_attempt_at = ?1
                             WHERE route = ?2 AND contact_id = ?3 AND state = 'pending' AND deferred = 1"#,
                     )
                     .bind(now_ms)
