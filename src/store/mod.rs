@@ -191,6 +191,75 @@ pub enum Finish {
     },
 }
 
+/// The columns a [`Finish`] writes to its job's row: the same on both backends.
+pub(crate) struct Ending<'a> {
+    pub state: &'static str,
+    pub outcome: &'static str,
+    /// Recorded only when set (`COALESCE`): a retry keeps the customer already reached.
+    pub customer_id: Option<&'a str>,
+    pub last_error: Option<&'a str>,
+    /// Changed only when set.
+    pub next_attempt_at: Option<i64>,
+    /// A deferral is marked so it does not hold later jobs of the contact back.
+    pub deferred: bool,
+    /// A deferral or a wait gives back the attempt its claim counted.
+    pub gives_back_attempt: bool,
+}
+
+impl Finish {
+    /// What this ending writes, at `now_ms` (Unix ms).
+    pub(crate) fn ending(&self, now_ms: i64) -> Ending<'_> {
+        let (state, outcome, customer_id, last_error, next_attempt_at) = match self {
+            Finish::Done {
+                outcome,
+                link,
+                note,
+                ..
+            } => ("done", *outcome, link.as_deref(), note.as_deref(), None),
+            Finish::Defer { at, reason } => (
+                "pending",
+                "deferred",
+                None,
+                Some(reason.as_str()),
+                Some(to_millis(*at)),
+            ),
+            Finish::Retry { at, error } => (
+                "pending",
+                "retry",
+                None,
+                Some(error.as_str()),
+                Some(to_millis(*at)),
+            ),
+            Finish::Wait { at, error } => (
+                "pending",
+                "waiting",
+                None,
+                Some(error.as_str()),
+                Some(to_millis(*at)),
+            ),
+            Finish::Unlink { error } => (
+                "pending",
+                "unlinked",
+                None,
+                Some(error.as_str()),
+                Some(now_ms),
+            ),
+            Finish::Dead { outcome, reason } => {
+                ("dead", *outcome, None, Some(reason.as_str()), None)
+            }
+        };
+        Ending {
+            state,
+            outcome,
+            customer_id,
+            last_error,
+            next_attempt_at,
+            deferred: matches!(self, Finish::Defer { .. }),
+            gives_back_attempt: matches!(self, Finish::Defer { .. } | Finish::Wait { .. }),
+        }
+    }
+}
+
 /// Counts of jobs by state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StateCounts {

@@ -255,49 +255,7 @@ impl PostgresStore {
         let now_ms = to_millis(now);
         // Every ending is one fenced update: it applies only to the claim this worker holds
         // (id, attempts) while the job is still in flight.
-        let (state, outcome, customer_id, error, next_attempt_at) = match &finish {
-            Finish::Done {
-                outcome,
-                link,
-                note,
-                ..
-            } => ("done", *outcome, link.as_deref(), note.as_deref(), None),
-            Finish::Defer { at, reason } => (
-                "pending",
-                "deferred",
-                None,
-                Some(reason.as_str()),
-                Some(to_millis(*at)),
-            ),
-            Finish::Retry { at, error } => (
-                "pending",
-                "retry",
-                None,
-                Some(error.as_str()),
-                Some(to_millis(*at)),
-            ),
-            Finish::Wait { at, error } => (
-                "pending",
-                "waiting",
-                None,
-                Some(error.as_str()),
-                Some(to_millis(*at)),
-            ),
-            Finish::Unlink { error } => (
-                "pending",
-                "unlinked",
-                None,
-                Some(error.as_str()),
-                Some(now_ms),
-            ),
-            Finish::Dead { outcome, reason } => {
-                ("dead", *outcome, None, Some(reason.as_str()), None)
-            }
-        };
-        // A deferral is marked so it does not hold later jobs of the contact back.
-        let deferred = matches!(finish, Finish::Defer { .. });
-        // A deferral or a wait gives back the attempt its claim counted.
-        let given_back = i64::from(matches!(finish, Finish::Defer { .. } | Finish::Wait { .. }));
+        let ending = finish.ending(now_ms);
         let mut tx = self.pool.begin().await?;
         let affected = sqlx::query(
             r#"UPDATE jobs
@@ -306,16 +264,16 @@ impl PostgresStore {
                       deferred = $9, attempts = attempts - $10
                 WHERE id = $7 AND attempts = $8 AND state = 'in_flight'"#,
         )
-        .bind(state)
-        .bind(outcome)
-        .bind(customer_id)
-        .bind(error)
-        .bind(next_attempt_at)
+        .bind(ending.state)
+        .bind(ending.outcome)
+        .bind(ending.customer_id)
+        .bind(ending.last_error)
+        .bind(ending.next_attempt_at)
         .bind(now_ms)
         .bind(job.id.0)
         .bind(i64::from(job.attempts))
-        .bind(deferred)
-        .bind(given_back)
+        .bind(ending.deferred)
+        .bind(i64::from(ending.gives_back_attempt))
         .execute(&mut *tx)
         .await?
         .rows_affected();

@@ -876,45 +876,7 @@ async fn claim_one(
 /// lost, and then nothing is written.
 async fn finish_one(conn: &mut SqliteConnection, op: &FinishOp) -> Result<bool, StoreError> {
     let now_ms = op.now_ms;
-    let (state, outcome, customer_id, error, next_attempt_at) = match &op.finish {
-        Finish::Done {
-            outcome,
-            link,
-            note,
-            ..
-        } => ("done", *outcome, link.as_deref(), note.as_deref(), None),
-        Finish::Defer { at, reason } => (
-            "pending",
-            "deferred",
-            None,
-            Some(reason.as_str()),
-            Some(to_millis(*at)),
-        ),
-        Finish::Retry { at, error } => (
-            "pending",
-            "retry",
-            None,
-            Some(error.as_str()),
-            Some(to_millis(*at)),
-        ),
-        Finish::Wait { at, error } => (
-            "pending",
-            "waiting",
-            None,
-            Some(error.as_str()),
-            Some(to_millis(*at)),
-        ),
-        Finish::Unlink { error } => (
-            "pending",
-            "unlinked",
-            None,
-            Some(error.as_str()),
-            Some(now_ms),
-        ),
-        Finish::Dead { outcome, reason } => ("dead", *outcome, None, Some(reason.as_str()), None),
-    };
-    // A deferral is marked so it does not hold later jobs of the contact back.
-    let deferred = i64::from(matches!(op.finish, Finish::Defer { .. }));
+    let ending = op.finish.ending(now_ms);
     let affected = sqlx::query(
         r#"UPDATE jobs
               SET state = ?1, outcome = ?2, customer_id = COALESCE(?3, customer_id), last_error = ?4,
@@ -922,20 +884,16 @@ async fn finish_one(conn: &mut SqliteConnection, op: &FinishOp) -> Result<bool, 
                   deferred = ?9, attempts = attempts - ?10
             WHERE id = ?7 AND attempts = ?8 AND state = 'in_flight'"#,
     )
-    .bind(state)
-    .bind(outcome)
-    .bind(customer_id)
-    .bind(error)
-    .bind(next_attempt_at)
+    .bind(ending.state)
+    .bind(ending.outcome)
+    .bind(ending.customer_id)
+    .bind(ending.last_error)
+    .bind(ending.next_attempt_at)
     .bind(now_ms)
     .bind(op.id.0)
     .bind(i64::from(op.attempts))
-    .bind(deferred)
-    // A deferral or a wait gives back the attempt its claim counted.
-    .bind(i64::from(matches!(
-        op.finish,
-        Finish::Defer { .. } | Finish::Wait { .. }
-    )))
+    .bind(i64::from(ending.deferred))
+    .bind(i64::from(ending.gives_back_attempt))
     .execute(&mut *conn)
     .await?
     .rows_affected();
