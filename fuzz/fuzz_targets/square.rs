@@ -1,6 +1,5 @@
-//! Fuzzes the square source: signature check, envelope, parse and transform (see common.rs).
+//! Fuzzes the square source: signature check, envelope, parse, transform and the Vendasta
+//! request bodies (see src/lib.rs).
 #![no_main]
 
-mod common;
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| common::exercise("square", data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| vendasta_bridge_fuzz::exercise("square", data));

@@ -1,6 +1,5 @@
-//! Fuzzes the standard source: signature check, envelope, parse and transform (see common.rs).
+//! Fuzzes the standard source: signature check, envelope, parse, transform and the Vendasta
+//! request bodies (see src/lib.rs).
 #![no_main]
 
-mod common;
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| common::exercise("standard", data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| vendasta_bridge_fuzz::exercise("standard", data));

@@ -21,7 +21,7 @@ use subtle::ConstantTimeEq;
 
 use super::{
     Action, Disposition, Envelope, ParsedEvent, PayloadError, SignatureError, Source, StoredEvent,
-    Verified, body_digest_id, header,
+    Verified, body_digest_id, header, non_blank,
     signing::{HmacAlgorithm, any_matches, check_timestamp, decode_hex},
 };
 use crate::{
@@ -233,7 +233,7 @@ impl Source for HubSpot {
                     topic,
                     disposition,
                     delivery_id,
-                    contact_id: head.object_id.as_ref().map(id_text),
+                    contact_id: non_blank(head.object_id.as_ref().map(id_text)),
                     updated_at: head.occurred_at,
                     meta,
                 }
@@ -264,13 +264,10 @@ impl Source for HubSpot {
         if !CONTACT_EVENTS.contains(&topic) {
             return Err(PayloadError::UnsupportedTopic(topic.to_string()));
         }
-        let contact_id = head
-            .object_id
-            .as_ref()
-            .map(id_text)
-            .ok_or(PayloadError::Shape {
+        let contact_id =
+            non_blank(head.object_id.as_ref().map(id_text)).ok_or(PayloadError::Shape {
                 provider: PROVIDER,
-                detail: "`objectId` is missing".into(),
+                detail: "`objectId` is missing or blank".into(),
             })?;
         Ok(Action::Fetch {
             contact_id,
@@ -743,5 +740,21 @@ mod tests {
         let contact = contact_from_crm(body).unwrap();
         assert!(contact.phones.is_empty());
         assert_eq!(contact.address, None);
+    }
+
+    #[test]
+    fn a_blank_object_id_is_no_contact_id() {
+        let body = br#"[{"eventId":1,"subscriptionId":2,"occurredAt":3,"subscriptionType":"contact.creation","objectId":" "}]"#;
+        let source = source(&[SECRET], URI);
+        let envelopes = source.envelopes(&HeaderMap::new(), &Verified(Bytes::from_static(body)));
+        assert_eq!(envelopes[0].contact_id, None);
+        let error = source
+            .plan(&StoredEvent {
+                topic: "contact.creation",
+                meta: &BTreeMap::new(),
+                body,
+            })
+            .unwrap_err();
+        assert!(error.to_string().contains("objectId"), "{error}");
     }
 }

@@ -376,6 +376,13 @@ pub fn body_digest_id(body: &[u8]) -> String {
     id
 }
 
+/// An id read from a payload, or `None` when it is blank. A blank delivery id would make
+/// unrelated deliveries duplicates of each other (dedupe), and a blank contact id would
+/// link unrelated contacts to one Vendasta customer, so blank is treated as absent.
+pub fn non_blank(id: Option<String>) -> Option<String> {
+    id.filter(|id| !id.trim().is_empty())
+}
+
 /// Parses an RFC 3339 timestamp into Unix milliseconds.
 pub fn rfc3339_millis(value: &str) -> Option<i64> {
     let parsed =

@@ -303,7 +303,7 @@ fn customer_id(body: &Value) -> Option<String> {
         Some(rest) => rest.split('?').next().unwrap_or(rest).to_string(),
         None => text,
     };
-    (!id.is_empty()).then_some(id)
+    (!id.trim().is_empty()).then_some(id)
 }
 
 fn id_text(value: &Value) -> String {
@@ -728,5 +728,17 @@ mod tests {
             .unwrap()
             .unwrap_err();
         assert!(error.to_string().contains("customer.id"), "{error}");
+    }
+
+    #[test]
+    fn a_blank_customer_id_is_no_contact_id() {
+        let h = headers(&[("x-shopify-topic", "customers/create")]);
+        for body in [
+            &br#"{"id":" "}"#[..],
+            br#"{"customerId":"gid://shopify/Customer/ "}"#,
+        ] {
+            let envelope = shopify(&["k"]).envelope(&h, &Verified(Bytes::from_static(body)));
+            assert_eq!(envelope.contact_id, None);
+        }
     }
 }

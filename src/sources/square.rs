@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::{
     Disposition, Envelope, ParsedEvent, PayloadError, SignatureError, Source, StoredEvent,
-    Verified, body_digest_id, header, rfc3339_millis, signing::check_base64_sha256,
+    Verified, body_digest_id, header, non_blank, rfc3339_millis, signing::check_base64_sha256,
 };
 use crate::{
     config::Secret,
@@ -92,15 +92,15 @@ impl Source for Square {
             .and_then(|d| d.object.as_ref())
             .and_then(|o| o.customer.as_ref());
         Envelope {
-            delivery_id: event
-                .as_ref()
-                .and_then(|e| e.event_id.clone())
+            delivery_id: non_blank(event.as_ref().and_then(|e| e.event_id.clone()))
                 .unwrap_or_else(|| body_digest_id(body.body())),
-            contact_id: event
-                .as_ref()
-                .and_then(|e| e.data.as_ref())
-                .and_then(|d| d.id.clone())
-                .or_else(|| customer.and_then(|c| c.id.clone())),
+            contact_id: non_blank(
+                event
+                    .as_ref()
+                    .and_then(|e| e.data.as_ref())
+                    .and_then(|d| d.id.clone()),
+            )
+            .or_else(|| non_blank(customer.and_then(|c| c.id.clone()))),
             updated_at: customer
                 .and_then(|c| c.updated_at.as_deref())
                 .and_then(rfc3339_millis),
@@ -358,5 +358,18 @@ mod tests {
             })
             .unwrap();
         assert_eq!(parsed.contact.marketing_consent, Some(false));
+    }
+
+    #[test]
+    fn a_blank_event_or_customer_id_counts_as_none() {
+        let body = br#"{"event_id":"","type":"customer.created","data":{"id":" ","object":{"customer":{"id":" "}}}}"#;
+        let envelope = square("k", "https://x.example/")
+            .envelope(&HeaderMap::new(), &Verified(Bytes::from_static(body)));
+        assert!(
+            envelope.delivery_id.starts_with("sha256:"),
+            "{}",
+            envelope.delivery_id
+        );
+        assert_eq!(envelope.contact_id, None);
     }
 }

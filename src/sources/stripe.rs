@@ -18,6 +18,7 @@ use super::{
     Disposition, Envelope, ParsedEvent, PayloadError, SignatureError, Source, StoredEvent,
     Verified, body_digest_id, header,
     mapping::split_name,
+    non_blank,
     signing::{HmacAlgorithm, any_matches, check_timestamp, decode_hex, unix_seconds},
 };
 use crate::{
@@ -111,14 +112,14 @@ impl Source for Stripe {
             Disposition::Ignore
         };
         Envelope {
-            delivery_id: event
-                .as_ref()
-                .and_then(|e| e.id.clone())
+            delivery_id: non_blank(event.as_ref().and_then(|e| e.id.clone()))
                 .unwrap_or_else(|| body_digest_id(body.body())),
-            contact_id: event
-                .as_ref()
-                .and_then(|e| e.data.as_ref())
-                .and_then(|d| d.object.id.clone()),
+            contact_id: non_blank(
+                event
+                    .as_ref()
+                    .and_then(|e| e.data.as_ref())
+                    .and_then(|d| d.object.id.clone()),
+            ),
             updated_at: None,
             topic,
             disposition,
@@ -343,5 +344,17 @@ mod tests {
         assert_eq!(parsed.contact.first_name.as_deref(), Some("Jenny"));
         assert_eq!(parsed.contact.last_name.as_deref(), Some("Rosen"));
         assert_eq!(parsed.tenant, None);
+    }
+
+    #[test]
+    fn a_blank_event_or_customer_id_counts_as_none() {
+        let body = br#"{"id":" ","type":"customer.created","data":{"object":{"id":""}}}"#;
+        let envelope = stripe().envelope(&HeaderMap::new(), &Verified(Bytes::from_static(body)));
+        assert!(
+            envelope.delivery_id.starts_with("sha256:"),
+            "{}",
+            envelope.delivery_id
+        );
+        assert_eq!(envelope.contact_id, None);
     }
 }
