@@ -496,7 +496,7 @@ fn wrong_answer() -> StoreError {
 /// OS on every commit; profiled, those copies cost more CPU than SQLite's own work.
 async fn write_loop(pool: SqlitePool, mut requests: mpsc::Receiver<Request>) {
     let mut batch: Vec<Request> = Vec::with_capacity(MAX_BATCH);
-    let mut held: Option<(PoolConnection<Sqlite>, Sync)> = None;
+    let mut held: Option<(PoolConnection<Sqlite>, Durability)> = None;
     let closed = pool.close_event();
     tokio::pin!(closed);
     loop {
@@ -575,7 +575,7 @@ fn log_refused(op: &Op, error: &StoreError) {
 
 /// How a commit reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sync {
+enum Durability {
     /// fsync before the commit returns (`synchronous = FULL`, the connections' setting).
     Full,
     /// No fsync (`synchronous = NORMAL`): survives a crash of the process, not a power
@@ -588,11 +588,11 @@ enum Sync {
 /// a power cut only makes the worker send those deliveries again, which at-least-once
 /// delivery already allows (a repeated create is answered 409 and linked), while an
 /// fsync per claim would cap delivery at one batch per fsync (see docs/benchmarks.md).
-fn sync_for(webhooks: usize) -> Sync {
+fn sync_for(webhooks: usize) -> Durability {
     if webhooks > 0 {
-        Sync::Full
+        Durability::Full
     } else {
-        Sync::Normal
+        Durability::Normal
     }
 }
 
@@ -697,21 +697,21 @@ async fn delete_tenant(
 /// after a failure closed it.
 async fn apply(
     pool: &SqlitePool,
-    held: &mut Option<(PoolConnection<Sqlite>, Sync)>,
+    held: &mut Option<(PoolConnection<Sqlite>, Durability)>,
     ops: &[&Op],
-    sync: Sync,
+    sync: Durability,
 ) -> Result<Vec<Answer>, StoreError> {
     // A fresh connection fsyncs (the pool's setting). The writer's connection goes back
     // to the pool only when the pool closes, or is closed after a failure, so no other
     // user ever commits with the setting it left behind.
     let (mut conn, current) = match held.take() {
         Some(held) => held,
-        None => (pool.acquire().await?, Sync::Full),
+        None => (pool.acquire().await?, Durability::Full),
     };
     if sync != current {
         let pragma = match sync {
-            Sync::Full => "PRAGMA synchronous = FULL",
-            Sync::Normal => "PRAGMA synchronous = NORMAL",
+            Durability::Full => "PRAGMA synchronous = FULL",
+            Durability::Normal => "PRAGMA synchronous = NORMAL",
         };
         if let Err(error) = sqlx::query(pragma).execute(&mut *conn).await {
             discard(conn).await;
@@ -1142,7 +1142,7 @@ mod tests {
             .enqueue(new_job("d1", Some("c1"), None))
             .await
             .unwrap();
-        // A claim and an ending alone are committed without an fsync (`Sync::Normal`),
+        // A claim and an ending alone are committed without an fsync (`Durability::Normal`),
         // on the writer's own connection.
         let job = store
             .claim(SystemTime::now(), LEASE)
