@@ -1037,44 +1037,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_deferred_job_holds_nothing_back_keeps_its_attempt_and_wakes_when_linked() {
-        let (store, _dir) = store().await;
-        store
-            .enqueue(new_job("tags", Some("c1"), None))
-            .await
-            .unwrap();
-        store
-            .enqueue(new_job("create", Some("c1"), None))
-            .await
-            .unwrap();
-        let now = SystemTime::now();
-        let partial = store.claim(now, LEASE).await.unwrap().unwrap();
-        assert_eq!(partial.delivery_id, "tags");
-        let later = now + Duration::from_secs(3600);
-        let defer = Finish::Defer {
-            at: later,
-            reason: "waiting".into(),
-        };
-        assert!(store.finish(&partial, defer, now).await.unwrap());
-        assert_eq!(store.job(partial.id).await.unwrap().unwrap().attempts, 0);
-
-        let create = store.claim(now, LEASE).await.unwrap().unwrap();
-        assert_eq!(
-            create.delivery_id, "create",
-            "the deferred job must not block it"
-        );
-        let done = Finish::Done {
-            outcome: "created",
-            link: Some("AG-1:CUSTOMER-1".into()),
-            applied: true,
-            note: None,
-        };
-        store.finish(&create, done, now).await.unwrap();
-        let woken = store.claim(now, LEASE).await.unwrap().unwrap();
-        assert_eq!((woken.delivery_id.as_str(), woken.attempts), ("tags", 1));
-    }
-
-    #[tokio::test]
     async fn redaction_deletes_a_contacts_or_a_shops_jobs_and_links_only() {
         let (store, _dir) = store().await;
         let mut other_shop = new_job("d3", Some("c3"), None);
