@@ -300,6 +300,9 @@ pub enum StoreError {
     Migrate(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// From the SQLite store's writer, which calls SQLite directly.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("the store is shutting down or its writer has stopped")]
     Closed,
     #[error("stored data is not what the bridge expects: {0}")]
@@ -311,7 +314,7 @@ impl StoreError {
         match self {
             StoreError::Open { .. } => "store_open",
             StoreError::Migrate(_) => "store_migrate",
-            StoreError::Database(_) => "store_database",
+            StoreError::Database(_) | StoreError::Sqlite(_) => "store_database",
             StoreError::Closed => "store_closed",
             StoreError::Corrupt(_) => "store_corrupt",
         }

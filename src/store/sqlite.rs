@@ -2,23 +2,25 @@
 //!
 //! Durability: WAL with `synchronous = FULL`, so a commit returns only after its fsync;
 //! the only exception is a commit that carries no webhook, only the worker's claims and
-//! endings (see [`sync_for`]).
+//! endings (see [`writer::sync_for`]).
 //! SQLite has one write lock and every commit costs an fsync, so the backend has exactly
-//! one writer: a task fed by a channel that carries every hot-path write — webhooks to
-//! store, claims of due jobs, and the endings of delivered jobs. Whatever waits in the
-//! channel while a commit is under way is written together in the next transaction
-//! (group commit), and each request is answered only when the commit that carries it has
-//! returned. One fsync thus carries every webhook waiting for it *and* the worker's
-//! bookkeeping, instead of the worker's claims and finishes each taking the write lock
-//! and an fsync of their own ahead of ingest (see docs/benchmarks.md). Rare operator
-//! writes (replay, delete, redaction, retention) use the pool directly; SQLite serialises
-//! them with the writer through its own lock.
+//! one writer, a thread of its own ([`writer`]) fed by a channel that carries every
+//! hot-path write — webhooks to store, claims of due jobs, and the endings of delivered
+//! jobs — and writes whatever is waiting in one group commit. One fsync thus carries every
+//! webhook waiting for it *and* the worker's bookkeeping, instead of the worker's claims
+//! and finishes each taking the write lock and an fsync of their own ahead of ingest (see
+//! docs/benchmarks.md). Reads and rare operator writes (replay, delete, redaction,
+//! retention) use a small sqlx pool; SQLite serialises those writes with the writer
+//! through its own lock.
+
+mod checkpoint;
+mod writer;
 
 use std::{
     collections::BTreeMap,
     path::Path,
     str::FromStr,
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, SystemTime},
 };
 
 use bytes::Bytes;
@@ -30,66 +32,29 @@ use sqlx::{
         SqliteSynchronous,
     },
 };
-use tokio::sync::{mpsc, oneshot};
 
+use self::writer::{Answer, FinishOp, Op, Writer};
 use super::{
     ContactLink, Enqueued, Finish, Job, JobChange, JobFilter, JobId, JobState, NewJob, StateCounts,
     StoreError, from_millis, to_millis,
 };
 
-/// Most requests written in one transaction; bounds the time one commit can take.
-const MAX_BATCH: usize = 512;
-/// Requests waiting for the writer; beyond this, callers wait (back-pressure).
-const QUEUE_DEPTH: usize = 4096;
 /// How long a statement waits for SQLite's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Pooled connections: the writer's, plus readers (worker lookups, admin, readiness).
-/// Each holds its own page cache, so more would cost memory without adding writes.
-const POOL_SIZE: u32 = 3;
+/// Pooled connections, besides the writer's own: readers (worker lookups, admin,
+/// readiness) and operator writes. Each holds its own page cache, so more would cost
+/// memory without adding writes.
+const POOL_SIZE: u32 = 2;
 /// Page cache per connection, in KiB (SQLite's `cache_size` takes a negative KiB
 /// count). The hot pages are the recent tail of `jobs` and its indexes; 2 MiB each
 /// (SQLite's default) mostly held cold pages and showed up in peak RSS.
 const CACHE_KIB: i64 = 1024;
 
-/// One write for the writer task.
-enum Op {
-    /// Store one request's webhooks; answered with one result per job, in order.
-    Enqueue(Vec<NewJob>),
-    /// Claim up to `max` due jobs, leasing them until `lease_until_ms`.
-    Claim {
-        now_ms: i64,
-        lease_until_ms: i64,
-        max: usize,
-    },
-    /// End one claim.
-    Finish(Box<FinishOp>),
-}
-
-/// What the writer answers to an [`Op`], variant for variant.
-enum Answer {
-    Enqueued(Vec<Enqueued>),
-    Claimed(Vec<Job>),
-    Finished(bool),
-}
-
-type Request = (Op, oneshot::Sender<Result<Answer, StoreError>>);
-
-/// Everything the writer needs to end one claim; owned, so it can wait in the channel.
-struct FinishOp {
-    id: JobId,
-    attempts: u32,
-    route: String,
-    contact_id: Option<String>,
-    contact_updated_at: Option<i64>,
-    finish: Finish,
-    now_ms: i64,
-}
-
 /// A SQLite-backed store; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    writer: mpsc::Sender<Request>,
+    writer: Writer,
 }
 
 impl SqliteStore {
@@ -99,6 +64,13 @@ impl SqliteStore {
             reason,
         };
         create_parent_dir(url).map_err(open_error)?;
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            return Err(open_error(
+                "an in-memory database loses every webhook on a restart; use a file, \
+                 sqlite://PATH, e.g. sqlite://data/bridge.db"
+                    .into(),
+            ));
+        }
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| {
                 open_error(format!(
@@ -111,6 +83,7 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true)
             .pragma("cache_size", format!("-{CACHE_KIB}"));
+        let path = options.get_filename().to_path_buf();
         let pool = SqlitePoolOptions::new()
             .max_connections(POOL_SIZE)
             .connect_with(options)
@@ -120,19 +93,13 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Migrate(e.to_string()))?;
-        let (writer, requests) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(write_loop(pool.clone(), requests));
+        let writer = Writer::start(path).map_err(|e| open_error(e.to_string()))?;
         Ok(Self { pool, writer })
     }
 
     /// Sends `op` to the writer and waits for the commit that carries it.
     async fn write(&self, op: Op) -> Result<Answer, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.writer
-            .send((op, reply))
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        self.writer.write(op).await
     }
 
     pub async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
@@ -446,154 +413,17 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Waits for the writer to commit what it was given and close its connection, then
+    /// closes the pool.
     pub async fn close(&self) {
+        // `Closed` when another clone closed the store first: nothing left to wait for.
+        let _closed = self.write(Op::Close).await;
         self.pool.close().await;
     }
 }
 
-async fn upsert_contact(
-    conn: &mut SqliteConnection,
-    route: &str,
-    contact_id: &str,
-    customer_id: Option<&str>,
-    applied_at: Option<i64>,
-    now_ms: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        r#"
-        INSERT INTO contacts (route, contact_id, customer_id, applied_updated_at, updated_at)
-        VALUES (?1, ?2, ?3, ?4, ?5)
-        ON CONFLICT (route, contact_id) DO UPDATE SET
-            customer_id = COALESCE(excluded.customer_id, contacts.customer_id),
-            applied_updated_at = CASE
-                WHEN excluded.applied_updated_at IS NULL THEN contacts.applied_updated_at
-                WHEN contacts.applied_updated_at IS NULL THEN excluded.applied_updated_at
-                ELSE MAX(contacts.applied_updated_at, excluded.applied_updated_at) END,
-            updated_at = excluded.updated_at
-        "#,
-    )
-    .bind(route)
-    .bind(contact_id)
-    .bind(customer_id)
-    .bind(applied_at)
-    .bind(now_ms)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
 fn wrong_answer() -> StoreError {
     StoreError::Corrupt("the store's writer answered a different kind of request".into())
-}
-
-/// The group-commit writer: drains whatever is waiting, writes it in one transaction,
-/// answers each request after the commit. Ends when every sender is gone or the pool is
-/// closed.
-///
-/// It keeps one pooled connection for itself. SQLite drops a connection's page cache
-/// whenever another connection has written, so a writer that took whichever connection
-/// was free re-read the pages it writes (the tail of `jobs` and its indexes) from the
-/// OS on every commit; profiled, those copies cost more CPU than SQLite's own work.
-async fn write_loop(pool: SqlitePool, mut requests: mpsc::Receiver<Request>) {
-    let mut batch: Vec<Request> = Vec::with_capacity(MAX_BATCH);
-    let mut held: Option<(PoolConnection<Sqlite>, Durability)> = None;
-    let closed = pool.close_event();
-    tokio::pin!(closed);
-    loop {
-        tokio::select! {
-            received = requests.recv_many(&mut batch, MAX_BATCH) => if received == 0 { break },
-            // `close` waits for every connection to come back: give ours back.
-            () = &mut closed => break,
-        }
-        // Endings first, claims last: a finish can free the next job of its contact,
-        // which a claim in the same commit may then take. Webhooks keep arrival order.
-        batch.sort_by_key(|(op, _)| match op {
-            Op::Enqueue(_) => 0,
-            Op::Finish(_) => 1,
-            Op::Claim { .. } => 2,
-        });
-        let webhooks: usize = batch
-            .iter()
-            .map(|(op, _)| match op {
-                Op::Enqueue(jobs) => jobs.len(),
-                _ => 0,
-            })
-            .sum();
-        let started = Instant::now();
-        let ops: Vec<&Op> = batch.iter().map(|(op, _)| op).collect();
-        let committed = apply(&pool, &mut held, &ops, sync_for(webhooks)).await;
-        if webhooks > 0 {
-            crate::metrics::store_commit(webhooks, started.elapsed());
-        }
-        match committed {
-            Ok(answers) => {
-                for ((_, reply), answer) in batch.drain(..).zip(answers) {
-                    // A requester that gave up (timed out) no longer listens; its writes
-                    // are committed all the same (a retried webhook is then a duplicate,
-                    // an unheard claim's lease runs out).
-                    let _ignored = reply.send(Ok(answer));
-                }
-            }
-            Err(error) if batch.len() > 1 => {
-                // One request the database refuses (or a fault such as a full disk) must
-                // not fail the others with it: write each alone, so only the refused
-                // ones are answered with an error (ingest then answers 503).
-                tracing::warn!(error = %error, batch = batch.len(), "A group commit failed; writing its requests one by one.");
-                for (op, reply) in batch.drain(..) {
-                    let sync = sync_for(usize::from(matches!(op, Op::Enqueue(_))));
-                    let answer =
-                        apply(&pool, &mut held, &[&op], sync)
-                            .await
-                            .and_then(|mut answers| {
-                                answers.pop().ok_or_else(|| {
-                                    StoreError::Corrupt("the writer produced no answer".into())
-                                })
-                            });
-                    if let Err(error) = &answer {
-                        log_refused(&op, error);
-                    }
-                    let _ignored = reply.send(answer);
-                }
-            }
-            Err(error) => {
-                for (op, reply) in batch.drain(..) {
-                    log_refused(&op, &error);
-                    let _ignored = reply.send(Err(super::commit_failed(&error)));
-                }
-            }
-        }
-    }
-}
-
-/// Webhooks the store refused are logged here (ingest only answers 503); the worker logs
-/// its own failed claims and finishes.
-fn log_refused(op: &Op, error: &StoreError) {
-    if let Op::Enqueue(jobs) = op {
-        tracing::error!(error = %error, webhooks = jobs.len(), "Failed to commit webhooks to the store; they were answered 503.");
-    }
-}
-
-/// How a commit reaches the disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Durability {
-    /// fsync before the commit returns (`synchronous = FULL`, the connections' setting).
-    Full,
-    /// No fsync (`synchronous = NORMAL`): survives a crash of the process, not a power
-    /// cut; the next `Full` commit fsyncs the WAL and makes it durable with it.
-    Normal,
-}
-
-/// A commit that stores webhooks is acknowledged to their providers, so it is fsync'd
-/// (`Full`). One that carries only the worker's claims and endings is not: losing it to
-/// a power cut only makes the worker send those deliveries again, which at-least-once
-/// delivery already allows (a repeated create is answered 409 and linked), while an
-/// fsync per claim would cap delivery at one batch per fsync (see docs/benchmarks.md).
-fn sync_for(webhooks: usize) -> Durability {
-    if webhooks > 0 {
-        Durability::Full
-    } else {
-        Durability::Normal
-    }
 }
 
 /// Starts a write transaction on a pooled connection of its own.
@@ -692,289 +522,72 @@ async fn delete_tenant(
     Ok(deleted)
 }
 
-/// Writes `ops` in one transaction and commits it; one answer per op, in order.
-/// `held` is the writer's own connection, taken from the pool on first use and again
-/// after a failure closed it.
-async fn apply(
-    pool: &SqlitePool,
-    held: &mut Option<(PoolConnection<Sqlite>, Durability)>,
-    ops: &[&Op],
-    sync: Durability,
-) -> Result<Vec<Answer>, StoreError> {
-    // A fresh connection fsyncs (the pool's setting). The writer's connection goes back
-    // to the pool only when the pool closes, or is closed after a failure, so no other
-    // user ever commits with the setting it left behind.
-    let (mut conn, current) = match held.take() {
-        Some(held) => held,
-        None => (pool.acquire().await?, Durability::Full),
-    };
-    if sync != current {
-        let pragma = match sync {
-            Durability::Full => "PRAGMA synchronous = FULL",
-            Durability::Normal => "PRAGMA synchronous = NORMAL",
-        };
-        if let Err(error) = sqlx::query(pragma).execute(&mut *conn).await {
-            discard(conn).await;
-            return Err(error.into());
-        }
+/// A row of `jobs` from either driver: sqlx's for the pool's reads, rusqlite's for the
+/// writer's claims, so both build a [`Job`] the same way.
+trait JobRow {
+    fn int(&self, column: &str) -> Result<Option<i64>, StoreError>;
+    fn text(&self, column: &str) -> Result<Option<String>, StoreError>;
+    fn blob(&self, column: &str) -> Result<Vec<u8>, StoreError>;
+
+    fn required_int(&self, column: &str) -> Result<i64, StoreError> {
+        self.int(column)?.ok_or_else(|| null_column(column))
     }
-    let mut conn = begin(conn).await?;
-    let answers = apply_in(&mut conn, ops).await;
-    let (answers, conn) = end(conn, answers).await?;
-    *held = Some((conn, sync));
-    Ok(answers)
+
+    fn required_text(&self, column: &str) -> Result<String, StoreError> {
+        self.text(column)?.ok_or_else(|| null_column(column))
+    }
 }
 
-async fn apply_in(conn: &mut SqliteConnection, ops: &[&Op]) -> Result<Vec<Answer>, StoreError> {
-    let now = to_millis(SystemTime::now());
-    let mut answers = Vec::with_capacity(ops.len());
-    for op in ops {
-        answers.push(match op {
-            Op::Enqueue(jobs) => Answer::Enqueued(insert_jobs(conn, jobs, now).await?),
-            Op::Claim {
-                now_ms,
-                lease_until_ms,
-                max,
-            } => {
-                let mut claimed = Vec::new();
-                // Each claim sees the ones before it in this transaction, so two jobs of
-                // one contact are never claimed together.
-                while claimed.len() < *max {
-                    match claim_one(conn, *now_ms, *lease_until_ms).await? {
-                        Some(job) => claimed.push(job),
-                        None => break,
-                    }
-                }
-                Answer::Claimed(claimed)
-            }
-            Op::Finish(op) => Answer::Finished(finish_one(conn, op).await?),
-        });
-    }
-    Ok(answers)
+fn null_column(column: &str) -> StoreError {
+    StoreError::Corrupt(format!("jobs.{column} is NULL"))
 }
 
-async fn insert_jobs(
-    conn: &mut SqliteConnection,
-    jobs: &[NewJob],
-    now: i64,
-) -> Result<Vec<Enqueued>, StoreError> {
-    let mut results = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        let meta = serde_json::to_string(&job.meta)
-            .map_err(|e| StoreError::Corrupt(format!("cannot encode job meta: {e}")))?;
-        let inserted = sqlx::query(
-            r#"
-            INSERT INTO jobs (route, source, delivery_id, topic, contact_id, contact_updated_at,
-                              meta, payload, state, attempts, next_attempt_at, created_at, updated_at,
-                              blocked)
-            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', 0, ?9, ?9, ?9,
-                    -- Queued behind an unfinished job of the same contact (every stored job
-                    -- is older than this one); see migrations/sqlite/0004_blocked_jobs.sql.
-                    ?5 IS NOT NULL AND EXISTS (
-                        SELECT 1 FROM jobs o WHERE o.route = ?1 AND o.contact_id = ?5
-                           AND (o.state = 'in_flight' OR (o.state = 'pending' AND o.deferred = 0))))
-            ON CONFLICT (route, delivery_id) DO NOTHING
-            RETURNING id
-            "#,
-        )
-        .bind(&job.route)
-        .bind(&job.source)
-        .bind(&job.delivery_id)
-        .bind(&job.topic)
-        .bind(job.contact_id.as_deref())
-        .bind(job.contact_updated_at)
-        .bind(meta)
-        .bind(job.payload.as_ref())
-        .bind(now)
-        .fetch_optional(&mut *conn)
-        .await?;
-        let result = match inserted {
-            Some(row) => Enqueued::Accepted(JobId(row.try_get("id")?)),
-            None => {
-                let existing: i64 = sqlx::query_scalar(
-                    r#"SELECT id FROM jobs WHERE route = ?1 AND delivery_id = ?2"#,
-                )
-                .bind(&job.route)
-                .bind(&job.delivery_id)
-                .fetch_one(&mut *conn)
-                .await?;
-                Enqueued::Duplicate(JobId(existing))
-            }
-        };
-        results.push(result);
+impl JobRow for SqliteRow {
+    fn int(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(column)?)
     }
-    Ok(results)
+    fn text(&self, column: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+    fn blob(&self, column: &str) -> Result<Vec<u8>, StoreError> {
+        Ok(self.try_get(column)?)
+    }
 }
 
-/// Claims the earliest claimable job, if any.
-async fn claim_one(
-    conn: &mut SqliteConnection,
-    now_ms: i64,
-    lease_until_ms: i64,
-) -> Result<Option<Job>, StoreError> {
-    // One statement, so the check-and-claim is atomic. A job is claimable when it is due
-    // (or its lease ran out) and no other job of the same contact is leased or older and
-    // unfinished: one job per contact, in order. A deferred job (a partial update waiting
-    // for its contact's create) holds nothing back, or the create it waits for could
-    // never run.
-    // Due jobs and expired leases are looked up separately and the earlier one taken:
-    // one `state = … OR state = …` filter kept SQLite from walking `jobs_due` in order,
-    // so every claim sorted the whole backlog (seconds per claim at 1,000,000 queued
-    // jobs, and ~100 MB of sort memory; see docs/benchmarks.md). Pending jobs queued
-    // behind their contact (`blocked`) are skipped through `jobs_ready` rather than
-    // checked one by one, and the contact check is two indexed probes (in flight; older
-    // and pending), not one `OR` that scanned all of the contact's jobs.
-    let row = sqlx::query(
-        r#"
-        UPDATE jobs
-           SET state = 'in_flight', lease_until = ?1, attempts = attempts + 1, updated_at = ?2
-         WHERE id = (
-            SELECT id FROM (
-                SELECT id, next_attempt_at FROM (
-                    SELECT j.id, j.next_attempt_at FROM jobs j
-                     WHERE j.state = 'pending' AND j.blocked = 0 AND j.next_attempt_at <= ?2
-                       AND (j.contact_id IS NULL OR (NOT EXISTS (
-                                SELECT 1 FROM jobs o
-                                 WHERE o.route = j.route AND o.contact_id = j.contact_id
-                                   AND o.state = 'in_flight' AND o.id <> j.id
-                                   AND (o.lease_until > ?2 OR o.id < j.id))
-                            AND NOT EXISTS (
-                                SELECT 1 FROM jobs o
-                                 WHERE o.route = j.route AND o.contact_id = j.contact_id
-                                   AND o.state = 'pending' AND o.deferred = 0 AND o.id < j.id)))
-                     ORDER BY j.next_attempt_at, j.id
-                     LIMIT 1)
-                UNION ALL
-                SELECT id, next_attempt_at FROM (
-                    SELECT j.id, j.next_attempt_at FROM jobs j
-                     WHERE j.state = 'in_flight' AND j.lease_until <= ?2
-                       AND (j.contact_id IS NULL OR (NOT EXISTS (
-                                SELECT 1 FROM jobs o
-                                 WHERE o.route = j.route AND o.contact_id = j.contact_id
-                                   AND o.state = 'in_flight' AND o.id <> j.id
-                                   AND (o.lease_until > ?2 OR o.id < j.id))
-                            AND NOT EXISTS (
-                                SELECT 1 FROM jobs o
-                                 WHERE o.route = j.route AND o.contact_id = j.contact_id
-                                   AND o.state = 'pending' AND o.deferred = 0 AND o.id < j.id)))
-                     ORDER BY j.next_attempt_at, j.id
-                     LIMIT 1))
-             ORDER BY next_attempt_at, id
-             LIMIT 1)
-        RETURNING *
-        "#,
-    )
-    .bind(lease_until_ms)
-    .bind(now_ms)
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.as_ref().map(job_from_row).transpose()
+impl JobRow for rusqlite::Row<'_> {
+    fn int(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.get(column)?)
+    }
+    fn text(&self, column: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.get(column)?)
+    }
+    fn blob(&self, column: &str) -> Result<Vec<u8>, StoreError> {
+        Ok(self.get(column)?)
+    }
 }
 
-/// Ends one claim. Every ending is one fenced update: it applies only to the claim the
-/// worker holds (id, attempts) while the job is still in flight; false when it had been
-/// lost, and then nothing is written.
-async fn finish_one(conn: &mut SqliteConnection, op: &FinishOp) -> Result<bool, StoreError> {
-    let now_ms = op.now_ms;
-    let ending = op.finish.ending(now_ms);
-    let affected = sqlx::query(
-        r#"UPDATE jobs
-              SET state = ?1, outcome = ?2, customer_id = COALESCE(?3, customer_id), last_error = ?4,
-                  next_attempt_at = COALESCE(?5, next_attempt_at), lease_until = NULL, updated_at = ?6,
-                  deferred = ?9, attempts = attempts - ?10
-            WHERE id = ?7 AND attempts = ?8 AND state = 'in_flight'"#,
-    )
-    .bind(ending.state)
-    .bind(ending.outcome)
-    .bind(ending.customer_id)
-    .bind(ending.last_error)
-    .bind(ending.next_attempt_at)
-    .bind(now_ms)
-    .bind(op.id.0)
-    .bind(i64::from(op.attempts))
-    .bind(i64::from(ending.deferred))
-    .bind(i64::from(ending.gives_back_attempt))
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if affected == 0 {
-        return Ok(false);
-    }
-    if let Some(contact_id) = &op.contact_id {
-        match &op.finish {
-            Finish::Done { link, applied, .. } if link.is_some() || *applied => {
-                let applied_at = if *applied {
-                    op.contact_updated_at
-                } else {
-                    None
-                };
-                upsert_contact(
-                    conn,
-                    &op.route,
-                    contact_id,
-                    link.as_deref(),
-                    applied_at,
-                    now_ms,
-                )
-                .await?;
-                if link.is_some() {
-                    // Partial updates that waited for this contact's link are due now.
-                    // INDEXED BY: without statistics SQLite prefers `jobs_by_contact`,
-                    // which walks every pending job of the contact to find the deferred.
-                    sqlx::query(
-                        r#"UPDATE jobs INDEXED BY jobs_deferred SET next_attempt_at = ?1
-                            WHERE route = ?2 AND contact_id = ?3 AND state = 'pending' AND deferred = 1"#,
-                    )
-                    .bind(now_ms)
-                    .bind(&op.route)
-                    .bind(contact_id)
-                    .execute(&mut *conn)
-                    .await?;
-                }
-            }
-            Finish::Unlink { .. } => {
-                sqlx::query(
-                    r#"UPDATE contacts SET customer_id = NULL, updated_at = ?1
-                        WHERE route = ?2 AND contact_id = ?3"#,
-                )
-                .bind(now_ms)
-                .bind(&op.route)
-                .bind(contact_id)
-                .execute(&mut *conn)
-                .await?;
-            }
-            _ => {}
-        }
-    }
-    Ok(true)
-}
-
-fn job_from_row(row: &SqliteRow) -> Result<Job, StoreError> {
-    let meta: String = row.try_get("meta")?;
+fn job_from_row(row: &impl JobRow) -> Result<Job, StoreError> {
+    let meta = row.required_text("meta")?;
     let meta: BTreeMap<String, String> = serde_json::from_str(&meta)
         .map_err(|e| StoreError::Corrupt(format!("job meta is not a JSON object: {e}")))?;
-    let payload: Vec<u8> = row.try_get("payload")?;
-    let attempts: i64 = row.try_get("attempts")?;
     Ok(Job {
-        id: JobId(row.try_get("id")?),
-        route: row.try_get("route")?,
-        source: row.try_get("source")?,
-        delivery_id: row.try_get("delivery_id")?,
-        topic: row.try_get("topic")?,
-        contact_id: row.try_get("contact_id")?,
-        contact_updated_at: row.try_get("contact_updated_at")?,
+        id: JobId(row.required_int("id")?),
+        route: row.required_text("route")?,
+        source: row.required_text("source")?,
+        delivery_id: row.required_text("delivery_id")?,
+        topic: row.required_text("topic")?,
+        contact_id: row.text("contact_id")?,
+        contact_updated_at: row.int("contact_updated_at")?,
         meta,
-        payload: Bytes::from(payload),
-        state: JobState::parse(row.try_get("state")?)?,
-        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-        next_attempt_at: from_millis(row.try_get("next_attempt_at")?),
-        outcome: row.try_get("outcome")?,
-        customer_id: row.try_get("customer_id")?,
-        last_error: row.try_get("last_error")?,
-        created_at: from_millis(row.try_get("created_at")?),
-        replayed_at: row
-            .try_get::<Option<i64>, _>("replayed_at")?
-            .map(from_millis),
+        payload: Bytes::from(row.blob("payload")?),
+        state: JobState::parse(&row.required_text("state")?)?,
+        attempts: u32::try_from(row.required_int("attempts")?).unwrap_or(u32::MAX),
+        next_attempt_at: from_millis(row.required_int("next_attempt_at")?),
+        outcome: row.text("outcome")?,
+        customer_id: row.text("customer_id")?,
+        last_error: row.text("last_error")?,
+        created_at: from_millis(row.required_int("created_at")?),
+        replayed_at: row.int("replayed_at")?.map(from_millis),
     })
 }
 
@@ -1105,7 +718,7 @@ mod tests {
             .await
             .unwrap();
         // A claim and an ending alone are committed without an fsync (`Durability::Normal`),
-        // on the writer's own connection.
+        // on the writer's own connection, which is not the pool's.
         let job = store
             .claim(SystemTime::now(), LEASE)
             .await
@@ -1118,9 +731,9 @@ mod tests {
             note: None,
         };
         assert!(store.finish(&job, finish, SystemTime::now()).await.unwrap());
-        // Every other connection (the writer keeps one) still fsyncs its commits.
+        // Every pooled connection still fsyncs its commits.
         let mut held = Vec::new();
-        for _ in 1..POOL_SIZE {
+        for _ in 0..POOL_SIZE {
             let mut conn = store.pool.acquire().await.unwrap();
             let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
                 .fetch_one(&mut *conn)
@@ -1130,9 +743,13 @@ mod tests {
             held.push(conn);
         }
         drop(held);
-        // Closing the store gets the writer's connection back instead of waiting forever.
+        // Closing the store stops the writer; later writes are refused, not lost silently.
         tokio::time::timeout(Duration::from_secs(10), store.close())
             .await
-            .expect("the writer returns its connection when the pool closes");
+            .expect("the writer stops when the store closes");
+        assert!(matches!(
+            store.enqueue(new_job("d2", Some("c1"), None)).await,
+            Err(StoreError::Closed)
+        ));
     }
 }
