@@ -177,6 +177,14 @@ impl PostgresStore {
         let now_ms = to_millis(now);
         let until_ms = to_millis(now + lease);
         let mut tx = self.pool.begin().await?;
+        // The contact check names the two states that can hold a job back
+        // (`o.state IN (…)`) although the OR below implies them: only then is the state
+        // part of the `jobs_by_contact` probe (route, contact_id, state). Without it the
+        // probe read every job the contact ever had, done ones included, for every
+        // candidate: with 20,000 done and 20,000 pending jobs of one contact, one claim
+        // took 165 s under EXPLAIN ANALYZE, against ~50 ms with the state in the probe.
+        // Same rows either way. What is left is one probe per due job of a busy contact
+        // that the scan passes before it finds `LIMIT` claimable ones.
         let candidates = sqlx::query(
             r#"
             SELECT j.id, j.route, j.contact_id FROM jobs j
@@ -184,10 +192,10 @@ impl PostgresStore {
                  OR (j.state = 'in_flight' AND j.lease_until <= $1))
                AND (j.contact_id IS NULL OR NOT EXISTS (
                     SELECT 1 FROM jobs o
-                     WHERE o.route = j.route AND o.contact_id = j.contact_id AND o.id <> j.id
+                     WHERE o.route = j.route AND o.contact_id = j.contact_id
+                       AND o.state IN ('in_flight', 'pending') AND o.id <> j.id
                        AND ((o.state = 'in_flight' AND o.lease_until > $1)
-                         OR (o.id < j.id AND (o.state = 'in_flight'
-                             OR (o.state = 'pending' AND NOT o.deferred))))))
+                         OR (o.id < j.id AND (o.state = 'in_flight' OR NOT o.deferred)))))
              ORDER BY j.next_attempt_at, j.id
              LIMIT $2
              FOR UPDATE OF j SKIP LOCKED
@@ -224,10 +232,10 @@ impl PostgresStore {
                  WHERE j.id = $3
                    AND (j.contact_id IS NULL OR NOT EXISTS (
                         SELECT 1 FROM jobs o
-                         WHERE o.route = j.route AND o.contact_id = j.contact_id AND o.id <> j.id
+                         WHERE o.route = j.route AND o.contact_id = j.contact_id
+                           AND o.state IN ('in_flight', 'pending') AND o.id <> j.id
                            AND ((o.state = 'in_flight' AND o.lease_until > $2)
-                             OR (o.id < j.id AND (o.state = 'in_flight'
-                                 OR (o.state = 'pending' AND NOT o.deferred))))))
+                             OR (o.id < j.id AND (o.state = 'in_flight' OR NOT o.deferred)))))
                 RETURNING *
                 "#,
             )
