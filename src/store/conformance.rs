@@ -1262,3 +1262,134 @@ fn a_password_in_a_store_url_is_redacted() {
         "sqlite://data/bridge.db"
     );
 }
+
+/// A group commit is written with a handful of statements on PostgreSQL, in key order, so
+/// these check that each webhook still gets its own answer, in the order it was sent.
+mod group_commit {
+    use super::*;
+
+    /// A job whose payload says which copy of its delivery it is.
+    fn copy_of(delivery: &str, copy: u32) -> NewJob {
+        let mut job = new_job(delivery, None, None);
+        job.payload = Bytes::from(format!("{delivery}#{copy}"));
+        job
+    }
+
+    async fn a_batch_is_answered_in_input_order_with_in_batch_and_stored_duplicates(
+        backend: Backend,
+    ) {
+        let Some(t) = TestStore::open(backend, "batch_input_order").await else {
+            return;
+        };
+        let store = &t.store;
+        // Arrange: "m" is stored already.
+        let Enqueued::Accepted(m) = store.enqueue(copy_of("m", 0)).await.unwrap() else {
+            panic!("a new delivery is accepted")
+        };
+
+        // Act: keys out of key order, new keys sent twice, a stored key sent twice.
+        let sent = [
+            ("z", 1),
+            ("a", 1),
+            ("m", 1),
+            ("z", 2),
+            ("b", 1),
+            ("a", 2),
+            ("m", 2),
+        ];
+        let results = store
+            .enqueue_many(sent.iter().map(|&(d, copy)| copy_of(d, copy)).collect())
+            .await
+            .unwrap();
+
+        // Assert: the first copy of a new key is accepted and stored with its own payload;
+        // every later copy, and every copy of "m", is a duplicate of the stored job.
+        assert_eq!(results.len(), sent.len(), "{results:?}");
+        let mut stored: HashMap<&str, JobId> = HashMap::from([("m", m)]);
+        for (&(delivery, copy), result) in sent.iter().zip(&results) {
+            match (stored.get(delivery), *result) {
+                (None, Enqueued::Accepted(id)) => {
+                    let job = store.job(id).await.unwrap().unwrap();
+                    assert_eq!(job.delivery_id, delivery);
+                    assert_eq!(job.payload, Bytes::from(format!("{delivery}#{copy}")));
+                    stored.insert(delivery, id);
+                }
+                (Some(&first), Enqueued::Duplicate(id)) => assert_eq!(id, first, "{delivery}"),
+                (first, result) => panic!("{delivery}#{copy}: {result:?}, first {first:?}"),
+            }
+        }
+        let ids: HashSet<JobId> = stored.values().copied().collect();
+        assert_eq!(ids.len(), 4, "each delivery has its own job: {stored:?}");
+        assert_eq!(store.counts().await.unwrap().pending, 4);
+        let m_job = store.job(m).await.unwrap().unwrap();
+        assert_eq!(
+            m_job.payload,
+            Bytes::from("m#0"),
+            "a duplicate changes nothing"
+        );
+        t.cleanup().await;
+    }
+
+    async fn requests_sharing_a_commit_get_one_job_per_delivery(backend: Backend) {
+        let Some(t) = TestStore::open(backend, "batch_across_requests").await else {
+            return;
+        };
+        // Act: many requests at once, so that the writer takes several into one commit;
+        // the even ones all carry the same delivery.
+        let requests: Vec<_> = (0..32_u32)
+            .map(|i| {
+                let store = t.store.clone();
+                let delivery = if i % 2 == 0 {
+                    "same".to_string()
+                } else {
+                    format!("own-{i}")
+                };
+                tokio::spawn(async move {
+                    (delivery.clone(), store.enqueue(copy_of(&delivery, i)).await)
+                })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for request in requests {
+            let (delivery, answer) = request.await.unwrap();
+            answers.push((delivery, answer.unwrap()));
+        }
+
+        // Assert: "same" is accepted once and every other copy names that job; each
+        // other delivery is accepted as its own job.
+        let accepted: Vec<JobId> = answers
+            .iter()
+            .filter_map(|(delivery, answer)| match answer {
+                Enqueued::Accepted(id) if delivery == "same" => Some(*id),
+                _ => None,
+            })
+            .collect();
+        let [same] = accepted[..] else {
+            panic!("exactly one copy is accepted: {answers:?}")
+        };
+        let mut own = HashSet::new();
+        for (delivery, answer) in &answers {
+            match answer {
+                Enqueued::Duplicate(id) => assert_eq!((delivery.as_str(), *id), ("same", same)),
+                Enqueued::Accepted(id) if delivery != "same" => {
+                    assert_eq!(&store_delivery(&t, *id).await, delivery);
+                    assert!(own.insert(*id) && *id != same, "{answers:?}");
+                }
+                Enqueued::Accepted(_) => {}
+            }
+        }
+        assert_eq!(own.len(), 16);
+        assert_eq!(store_delivery(&t, same).await, "same");
+        assert_eq!(t.store.counts().await.unwrap().pending, 17);
+        t.cleanup().await;
+    }
+
+    async fn store_delivery(t: &TestStore, id: JobId) -> String {
+        t.store.job(id).await.unwrap().unwrap().delivery_id
+    }
+
+    on_both_backends!(
+        a_batch_is_answered_in_input_order_with_in_batch_and_stored_duplicates,
+        requests_sharing_a_commit_get_one_job_per_delivery,
+    );
+}
