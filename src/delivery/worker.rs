@@ -297,17 +297,20 @@ impl Worker {
                 false,
             );
         };
-        let link = match &job.contact_id {
-            Some(contact_id) => match self.inner.store.contact(&job.route, contact_id).await {
-                Ok(link) => link,
-                Err(error) => {
-                    return (
-                        self.retry(job, format!("cannot read the contact link: {error}"), None),
-                        false,
-                    );
+        let link = match (&job.link, &job.contact_id) {
+            (Some(link), _) => link.clone(),
+            (None, Some(contact_id)) => {
+                match self.inner.store.contact(&job.route, contact_id).await {
+                    Ok(link) => link,
+                    Err(error) => {
+                        return (
+                            self.retry(job, format!("cannot read the contact link: {error}"), None),
+                            false,
+                        );
+                    }
                 }
-            },
-            None => Default::default(),
+            }
+            (None, None) => Default::default(),
         };
         if let (Some(this), Some(applied)) = (job.contact_updated_at, link.applied_updated_at)
             && this < applied

@@ -121,6 +121,10 @@ pub struct Job {
     /// When an operator last replayed the job; `delivery.max_age_hours` counts from here
     /// when set, so a replayed job gets a fresh age window.
     pub replayed_at: Option<SystemTime>,
+    /// Its contact's link, when the store read it in the claim's own transaction
+    /// (SQLite); `None` when the worker has to read it ([`Store::contact`]). Nothing else
+    /// can change the link in between: a contact has one job in flight at a time.
+    pub link: Option<ContactLink>,
 }
 
 impl Job {

@@ -974,5 +974,6 @@ fn job_from_row(row: &PgRow) -> Result<Job, StoreError> {
         replayed_at: row
             .try_get::<Option<i64>, _>("replayed_at")?
             .map(from_millis),
+        link: None,
     })
 }

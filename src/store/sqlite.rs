@@ -159,29 +159,16 @@ impl SqliteStore {
     }
 
     pub async fn contact(&self, route: &str, contact_id: &str) -> Result<ContactLink, StoreError> {
-        let row = sqlx::query(
-            r#"SELECT customer_id, applied_updated_at, source_tags FROM contacts WHERE route = ?1 AND contact_id = ?2"#,
-        )
-        .bind(route)
-        .bind(contact_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(match row {
-            Some(row) => {
-                let tags: Option<String> = row.try_get("source_tags")?;
-                ContactLink {
-                    customer_id: row.try_get("customer_id")?,
-                    applied_updated_at: row.try_get("applied_updated_at")?,
-                    source_tags: tags
-                        .map(|tags| serde_json::from_str(&tags))
-                        .transpose()
-                        .map_err(|e| {
-                            StoreError::Corrupt(format!("contact tags are not a JSON list: {e}"))
-                        })?,
-                }
-            }
-            None => ContactLink::default(),
-        })
+        let row = sqlx::query(CONTACT_QUERY)
+            .bind(route)
+            .bind(contact_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row
+            .as_ref()
+            .map(contact_from_row)
+            .transpose()?
+            .unwrap_or_default())
     }
 
     pub async fn remember_tags(
@@ -192,20 +179,19 @@ impl SqliteStore {
     ) -> Result<(), StoreError> {
         let tags = serde_json::to_string(tags)
             .map_err(|e| StoreError::Corrupt(format!("cannot encode tags: {e}")))?;
-        sqlx::query(
-            r#"
-            INSERT INTO contacts (route, contact_id, source_tags, updated_at) VALUES (?1, ?2, ?3, ?4)
-            ON CONFLICT (route, contact_id) DO UPDATE SET
-                source_tags = excluded.source_tags, updated_at = excluded.updated_at
-            "#,
-        )
-        .bind(route)
-        .bind(contact_id)
-        .bind(tags)
-        .bind(to_millis(SystemTime::now()))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        // Through the writer, like the ending of the delivery it belongs to: on the pool
+        // it was a transaction and an fsync of its own per delivery, taking the write
+        // lock from the writer's group commits.
+        let op = Op::RememberTags {
+            route: route.to_string(),
+            contact_id: contact_id.to_string(),
+            tags,
+            now_ms: to_millis(SystemTime::now()),
+        };
+        match self.write(op).await? {
+            Answer::Remembered => Ok(()),
+            _ => Err(wrong_answer()),
+        }
     }
 
     pub async fn redact_contacts(
@@ -522,9 +508,25 @@ async fn delete_tenant(
     Ok(deleted)
 }
 
-/// A row of `jobs` from either driver: sqlx's for the pool's reads, rusqlite's for the
-/// writer's claims, so both build a [`Job`] the same way.
-trait JobRow {
+/// A contact's link, by route and contact id (`?1`, `?2`); read by the pool and by the
+/// writer's claims alike.
+const CONTACT_QUERY: &str = r#"SELECT customer_id, applied_updated_at, source_tags FROM contacts WHERE route = ?1 AND contact_id = ?2"#;
+
+fn contact_from_row(row: &impl Columns) -> Result<ContactLink, StoreError> {
+    Ok(ContactLink {
+        customer_id: row.text("customer_id")?,
+        applied_updated_at: row.int("applied_updated_at")?,
+        source_tags: row
+            .text("source_tags")?
+            .map(|tags| serde_json::from_str(&tags))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("contact tags are not a JSON list: {e}")))?,
+    })
+}
+
+/// A row from either driver: sqlx's for the pool's reads, rusqlite's for the writer's
+/// claims, so both build a [`Job`] or a [`ContactLink`] the same way.
+trait Columns {
     fn int(&self, column: &str) -> Result<Option<i64>, StoreError>;
     fn text(&self, column: &str) -> Result<Option<String>, StoreError>;
     fn blob(&self, column: &str) -> Result<Vec<u8>, StoreError>;
@@ -539,10 +541,10 @@ trait JobRow {
 }
 
 fn null_column(column: &str) -> StoreError {
-    StoreError::Corrupt(format!("jobs.{column} is NULL"))
+    StoreError::Corrupt(format!("column {column} is NULL"))
 }
 
-impl JobRow for SqliteRow {
+impl Columns for SqliteRow {
     fn int(&self, column: &str) -> Result<Option<i64>, StoreError> {
         Ok(self.try_get(column)?)
     }
@@ -554,7 +556,7 @@ impl JobRow for SqliteRow {
     }
 }
 
-impl JobRow for rusqlite::Row<'_> {
+impl Columns for rusqlite::Row<'_> {
     fn int(&self, column: &str) -> Result<Option<i64>, StoreError> {
         Ok(self.get(column)?)
     }
@@ -566,7 +568,7 @@ impl JobRow for rusqlite::Row<'_> {
     }
 }
 
-fn job_from_row(row: &impl JobRow) -> Result<Job, StoreError> {
+fn job_from_row(row: &impl Columns) -> Result<Job, StoreError> {
     let meta = row.required_text("meta")?;
     let meta: BTreeMap<String, String> = serde_json::from_str(&meta)
         .map_err(|e| StoreError::Corrupt(format!("job meta is not a JSON object: {e}")))?;
@@ -588,6 +590,7 @@ fn job_from_row(row: &impl JobRow) -> Result<Job, StoreError> {
         last_error: row.text("last_error")?,
         created_at: from_millis(row.required_int("created_at")?),
         replayed_at: row.int("replayed_at")?.map(from_millis),
+        link: None,
     })
 }
 

@@ -1,6 +1,6 @@
 //! The SQLite store's single writer: a thread of its own that owns one connection and
 //! writes every hot-path request — webhooks to store, claims of due jobs, endings of
-//! delivered jobs — in group commits.
+//! delivered jobs and the tags they applied — in group commits.
 //!
 //! Whatever waits in the channel while a commit is under way is written together in the
 //! next transaction, and each request is answered only when the commit that carries it
@@ -23,7 +23,7 @@ use super::{
     BUSY_TIMEOUT, CACHE_KIB,
     checkpoint::{BACKSTOP_PAGES, Checkpointer},
 };
-use crate::store::{Enqueued, Finish, Job, JobId, NewJob, StoreError, to_millis};
+use crate::store::{ContactLink, Enqueued, Finish, Job, JobId, NewJob, StoreError, to_millis};
 
 /// Most requests written in one transaction; bounds the time one commit can take.
 const MAX_BATCH: usize = 512;
@@ -44,6 +44,13 @@ pub(super) enum Op {
     },
     /// End one claim.
     Finish(Box<FinishOp>),
+    /// Remember the source tags last applied to a contact (JSON list).
+    RememberTags {
+        route: String,
+        contact_id: String,
+        tags: String,
+        now_ms: i64,
+    },
     /// Write what came before, close the connection and stop.
     Close,
 }
@@ -53,6 +60,7 @@ pub(super) enum Answer {
     Enqueued(Vec<Enqueued>),
     Claimed(Vec<Job>),
     Finished(bool),
+    Remembered,
     Closed,
 }
 
@@ -149,7 +157,7 @@ fn run(
         // which a claim in the same commit may then take. Webhooks keep arrival order.
         batch.sort_by_key(|(op, _)| match op {
             Op::Enqueue(_) => 0,
-            Op::Finish(_) => 1,
+            Op::Finish(_) | Op::RememberTags { .. } => 1,
             Op::Claim { .. } | Op::Close => 2,
         });
         write_batch(&path, &mut held, &mut batch);
@@ -236,8 +244,9 @@ pub(super) enum Durability {
 }
 
 /// A commit that stores webhooks is acknowledged to their providers, so it is fsync'd
-/// (`Full`). One that carries only the worker's claims and endings is not: losing it to
-/// a power cut only makes the worker send those deliveries again, which at-least-once
+/// (`Full`). One that carries only the worker's claims, endings and remembered tags is
+/// not: losing it to a power cut only makes the worker send those deliveries again (and
+/// remember their tags again), which at-least-once
 /// delivery already allows (a repeated create is answered 409 and linked), while an
 /// fsync per claim would cap delivery at one batch per fsync (see docs/benchmarks.md).
 pub(super) fn sync_for(webhooks: usize) -> Durability {
@@ -319,6 +328,22 @@ fn apply_in(conn: &Connection, ops: &[&Op]) -> Result<Vec<Answer>, StoreError> {
                 Answer::Claimed(claimed)
             }
             Op::Finish(op) => Answer::Finished(finish_one(conn, op)?),
+            Op::RememberTags {
+                route,
+                contact_id,
+                tags,
+                now_ms,
+            } => {
+                conn.prepare_cached(
+                    r#"
+                    INSERT INTO contacts (route, contact_id, source_tags, updated_at) VALUES (?1, ?2, ?3, ?4)
+                    ON CONFLICT (route, contact_id) DO UPDATE SET
+                        source_tags = excluded.source_tags, updated_at = excluded.updated_at
+                    "#,
+                )?
+                .execute(params![route, contact_id, tags, now_ms])?;
+                Answer::Remembered
+            }
             Op::Close => Answer::Closed,
         });
     }
@@ -380,7 +405,7 @@ fn insert_jobs(conn: &Connection, jobs: &[NewJob], now: i64) -> Result<Vec<Enque
     Ok(results)
 }
 
-/// Claims the earliest claimable job, if any.
+/// Claims the earliest claimable job, if any, with its contact's link.
 fn claim_one(
     conn: &Connection,
     now_ms: i64,
@@ -398,8 +423,9 @@ fn claim_one(
     // behind their contact (`blocked`) are skipped through `jobs_ready` rather than
     // checked one by one, and the contact check is two indexed probes (in flight; older
     // and pending), not one `OR` that scanned all of the contact's jobs.
-    conn.prepare_cached(
-        r#"
+    let job = conn
+        .prepare_cached(
+            r#"
         UPDATE jobs
            SET state = 'in_flight', lease_until = ?1, attempts = attempts + 1, updated_at = ?2
          WHERE id = (
@@ -437,12 +463,29 @@ fn claim_one(
              LIMIT 1)
         RETURNING *
         "#,
-    )?
-    .query_row(params![lease_until_ms, now_ms], |row| {
-        Ok(super::job_from_row(row))
-    })
-    .optional()?
-    .transpose()
+        )?
+        .query_row(params![lease_until_ms, now_ms], |row| {
+            Ok(super::job_from_row(row))
+        })
+        .optional()?
+        .transpose()?;
+    let Some(mut job) = job else {
+        return Ok(None);
+    };
+    // The link is read here, in the claim's transaction, so the worker does not have to
+    // ask the pool for it before every delivery.
+    job.link = Some(match &job.contact_id {
+        Some(contact_id) => conn
+            .prepare_cached(super::CONTACT_QUERY)?
+            .query_row(params![job.route, contact_id], |row| {
+                Ok(super::contact_from_row(row))
+            })
+            .optional()?
+            .transpose()?
+            .unwrap_or_default(),
+        None => ContactLink::default(),
+    });
+    Ok(Some(job))
 }
 
 /// Ends one claim. Every ending is one fenced update: it applies only to the claim the
