@@ -133,28 +133,34 @@ async fn demo(dir: &std::path::Path) -> anyhow::Result<()> {
         say("");
         say("1. A new customer signs up in the shop: Shopify sends customers/create for contact 1001 (Ada Lovelace).");
         let create = ada("Lovelace", "2026-01-01T10:00:00Z");
+        let seen = mock.requests().len();
+
         let job = shop
             .post("customers/create", "wh-1", &create, &store)
             .await?;
-        let (done, upstream) = settled(&store, &mock, job).await?;
+        let (done, upstream) = settled(&store, &mock, job, seen).await?;
         narrate_delivery(&done, &upstream);
 
         say("");
         say("2. Ada changes her last name: Shopify sends customers/update for contact 1001.");
         let update = ada("King", "2026-01-02T10:00:00Z");
+        let seen = mock.requests().len();
+
         let job = shop
             .post("customers/update", "wh-2", &update, &store)
             .await?;
-        let (done, upstream) = settled(&store, &mock, job).await?;
+        let (done, upstream) = settled(&store, &mock, job, seen).await?;
         narrate_delivery(&done, &upstream);
 
         say("");
         say("3. Grace, who is already in Vendasta, buys for the first time: Shopify sends customers/create for contact 1002 with the email Vendasta already has.");
         let grace = customer(1002, "Grace", "Hopper", existing_email, "2026-01-03T10:00:00Z");
+        let seen = mock.requests().len();
+
         let job = shop
             .post("customers/create", "wh-3", &grace, &store)
             .await?;
-        let (done, upstream) = settled(&store, &mock, job).await?;
+        let (done, upstream) = settled(&store, &mock, job, seen).await?;
         narrate_delivery(&done, &upstream);
 
         say("");
@@ -229,13 +235,14 @@ fn narrate_delivery(job: &Job, upstream: &[MockRequest]) {
 }
 
 /// Waits until the job is done or dead; returns it with the requests Vendasta received
-/// for it (those with the job's customer in the path or body arriving meanwhile).
+/// after the first `seen`. The caller counts those before posting the webhook, not after:
+/// the worker may deliver the job before the post's own answer is back.
 async fn settled(
     store: &Store,
     mock: &MockVendasta,
     id: JobId,
+    seen: usize,
 ) -> anyhow::Result<(Job, Vec<MockRequest>)> {
-    let seen = mock.requests().len();
     let end = Instant::now() + STEP_DEADLINE;
     loop {
         if let Some(job) = store.job(id).await?
