@@ -637,6 +637,14 @@ mod tests {
     const LEASE: Duration = Duration::from_secs(60);
 
     #[tokio::test]
+    async fn an_in_memory_database_is_refused_with_what_to_use_instead() {
+        let error = SqliteStore::open("sqlite::memory:").await.unwrap_err();
+        let message = error.to_string();
+        assert!(matches!(error, StoreError::Open { .. }), "{message}");
+        assert!(message.contains("sqlite://PATH"), "{message}");
+    }
+
+    #[tokio::test]
     async fn the_same_delivery_id_is_stored_once_even_within_one_batch() {
         let (store, _dir) = store().await;
         let (a, b) = tokio::join!(
