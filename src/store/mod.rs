@@ -10,6 +10,7 @@
 #[cfg(test)]
 mod conformance;
 mod postgres;
+mod row;
 mod sqlite;
 
 use std::{

@@ -12,13 +12,12 @@
 //! [`PostgresStore::forward_new_work`] turns those notifications into worker wake-ups.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::HashMap,
     str::FromStr,
     sync::Arc,
     time::{Duration, SystemTime},
 };
 
-use bytes::Bytes;
 use sqlx::{
     Connection, Postgres, Row, Transaction,
     postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow},
@@ -26,6 +25,7 @@ use sqlx::{
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::row::{contact_from_row, job_from_row};
 use super::{
     ContactLink, Enqueued, Finish, Job, JobChange, JobFilter, JobId, JobState, NewJob, StateCounts,
     StoreError, from_millis, redact_url, to_millis,
@@ -352,22 +352,11 @@ impl PostgresStore {
         .bind(contact_id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(match row {
-            Some(row) => {
-                let tags: Option<String> = row.try_get("source_tags")?;
-                ContactLink {
-                    customer_id: row.try_get("customer_id")?,
-                    applied_updated_at: row.try_get("applied_updated_at")?,
-                    source_tags: tags
-                        .map(|tags| serde_json::from_str(&tags))
-                        .transpose()
-                        .map_err(|e| {
-                            StoreError::Corrupt(format!("contact tags are not a JSON list: {e}"))
-                        })?,
-                }
-            }
-            None => ContactLink::default(),
-        })
+        Ok(row
+            .as_ref()
+            .map(contact_from_row)
+            .transpose()?
+            .unwrap_or_default())
     }
 
     pub async fn remember_tags(
@@ -945,35 +934,5 @@ fn index_of(first_of: &HashMap<(&str, &str), usize>, row: &PgRow) -> Result<usiz
     let delivery_id: &str = row.try_get("delivery_id")?;
     first_of.get(&(route, delivery_id)).copied().ok_or_else(|| {
         StoreError::Corrupt("the store returned a key the batch did not write".into())
-    })
-}
-
-fn job_from_row(row: &PgRow) -> Result<Job, StoreError> {
-    let meta: String = row.try_get("meta")?;
-    let meta: BTreeMap<String, String> = serde_json::from_str(&meta)
-        .map_err(|e| StoreError::Corrupt(format!("job meta is not a JSON object: {e}")))?;
-    let payload: Vec<u8> = row.try_get("payload")?;
-    let attempts: i64 = row.try_get("attempts")?;
-    Ok(Job {
-        id: JobId(row.try_get("id")?),
-        route: row.try_get("route")?,
-        source: row.try_get("source")?,
-        delivery_id: row.try_get("delivery_id")?,
-        topic: row.try_get("topic")?,
-        contact_id: row.try_get("contact_id")?,
-        contact_updated_at: row.try_get("contact_updated_at")?,
-        meta,
-        payload: Bytes::from(payload),
-        state: JobState::parse(row.try_get("state")?)?,
-        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-        next_attempt_at: from_millis(row.try_get("next_attempt_at")?),
-        outcome: row.try_get("outcome")?,
-        customer_id: row.try_get("customer_id")?,
-        last_error: row.try_get("last_error")?,
-        created_at: from_millis(row.try_get("created_at")?),
-        replayed_at: row
-            .try_get::<Option<i64>, _>("replayed_at")?
-            .map(from_millis),
-        link: None,
     })
 }

@@ -405,6 +405,26 @@ fn insert_jobs(conn: &Connection, jobs: &[NewJob], now: i64) -> Result<Vec<Enque
     Ok(results)
 }
 
+/// The claim's contact check for candidate `j` (at `?2` = now), the same for a due job
+/// and for an expired lease: no other job of its contact is leased, or in flight and
+/// older, or pending, older and not deferred. A literal, so the claim stays one static
+/// statement SQLite prepares once.
+macro_rules! contact_is_free {
+    () => {
+        r#"
+                       AND (j.contact_id IS NULL OR (NOT EXISTS (
+                                SELECT 1 FROM jobs o
+                                 WHERE o.route = j.route AND o.contact_id = j.contact_id
+                                   AND o.state = 'in_flight' AND o.id <> j.id
+                                   AND (o.lease_until > ?2 OR o.id < j.id))
+                            AND NOT EXISTS (
+                                SELECT 1 FROM jobs o
+                                 WHERE o.route = j.route AND o.contact_id = j.contact_id
+                                   AND o.state = 'pending' AND o.deferred = 0 AND o.id < j.id)))
+"#
+    };
+}
+
 /// Claims the earliest claimable job, if any, with its contact's link.
 fn claim_one(
     conn: &Connection,
@@ -424,7 +444,7 @@ fn claim_one(
     // checked one by one, and the contact check is two indexed probes (in flight; older
     // and pending), not one `OR` that scanned all of the contact's jobs.
     let job = conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             r#"
         UPDATE jobs
            SET state = 'in_flight', lease_until = ?1, attempts = attempts + 1, updated_at = ?2
@@ -433,39 +453,25 @@ fn claim_one(
                 SELECT id, next_attempt_at FROM (
                     SELECT j.id, j.next_attempt_at FROM jobs j
                      WHERE j.state = 'pending' AND j.blocked = 0 AND j.next_attempt_at <= ?2
-                       AND (j.contact_id IS NULL OR (NOT EXISTS (
-                                SELECT 1 FROM jobs o
-                                 WHERE o.route = j.route AND o.contact_id = j.contact_id
-                                   AND o.state = 'in_flight' AND o.id <> j.id
-                                   AND (o.lease_until > ?2 OR o.id < j.id))
-                            AND NOT EXISTS (
-                                SELECT 1 FROM jobs o
-                                 WHERE o.route = j.route AND o.contact_id = j.contact_id
-                                   AND o.state = 'pending' AND o.deferred = 0 AND o.id < j.id)))
-                     ORDER BY j.next_attempt_at, j.id
+"#,
+            contact_is_free!(),
+            r#"                     ORDER BY j.next_attempt_at, j.id
                      LIMIT 1)
                 UNION ALL
                 SELECT id, next_attempt_at FROM (
                     SELECT j.id, j.next_attempt_at FROM jobs j
                      WHERE j.state = 'in_flight' AND j.lease_until <= ?2
-                       AND (j.contact_id IS NULL OR (NOT EXISTS (
-                                SELECT 1 FROM jobs o
-                                 WHERE o.route = j.route AND o.contact_id = j.contact_id
-                                   AND o.state = 'in_flight' AND o.id <> j.id
-                                   AND (o.lease_until > ?2 OR o.id < j.id))
-                            AND NOT EXISTS (
-                                SELECT 1 FROM jobs o
-                                 WHERE o.route = j.route AND o.contact_id = j.contact_id
-                                   AND o.state = 'pending' AND o.deferred = 0 AND o.id < j.id)))
-                     ORDER BY j.next_attempt_at, j.id
+"#,
+            contact_is_free!(),
+            r#"                     ORDER BY j.next_attempt_at, j.id
                      LIMIT 1))
              ORDER BY next_attempt_at, id
              LIMIT 1)
         RETURNING *
-        "#,
-        )?
+        "#
+        ))?
         .query_row(params![lease_until_ms, now_ms], |row| {
-            Ok(super::job_from_row(row))
+            Ok(crate::store::row::job_from_row(row))
         })
         .optional()?
         .transpose()?;
@@ -478,7 +484,7 @@ fn claim_one(
         Some(contact_id) => conn
             .prepare_cached(super::CONTACT_QUERY)?
             .query_row(params![job.route, contact_id], |row| {
-                Ok(super::contact_from_row(row))
+                Ok(crate::store::row::contact_from_row(row))
             })
             .optional()?
             .transpose()?
