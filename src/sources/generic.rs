@@ -18,6 +18,7 @@ use super::{
     Envelope, ParsedEvent, PayloadError, SignatureError, Source, StoredEvent, Verified,
     body_digest_id, header, mapping,
     signing::{any_matches, check_timestamp, decode_hex, unix_seconds},
+    unreadable_header,
 };
 use crate::config::{MappingConfig, Secret, SignatureConfig, SignatureEncoding, SignedContent};
 
@@ -73,11 +74,14 @@ impl Source for Generic {
         body: Bytes,
         now: SystemTime,
     ) -> Result<Verified, SignatureError> {
-        let value =
-            header(headers, self.signature_header).ok_or(SignatureError::MissingHeader {
-                header: self.signature_header,
-                provider: PROVIDER,
-            })?;
+        let value = header(headers, self.signature_header).ok_or_else(|| {
+            unreadable_header(
+                headers,
+                self.signature_header,
+                self.signature_header,
+                PROVIDER,
+            )
+        })?;
         let encoding = match self.signature.encoding {
             SignatureEncoding::Hex => "hex",
             SignatureEncoding::Base64 => "base64",
@@ -93,10 +97,8 @@ impl Source for Generic {
             .ok_or(malformed)?;
         let timestamp = match self.timestamp_header {
             Some(name) => {
-                let text = header(headers, name).ok_or(SignatureError::MissingHeader {
-                    header: name,
-                    provider: PROVIDER,
-                })?;
+                let text = header(headers, name)
+                    .ok_or_else(|| unreadable_header(headers, name, name, PROVIDER))?;
                 Some((name, text, unix_seconds(name, text, PROVIDER)?))
             }
             None => None,

@@ -23,6 +23,7 @@ use super::{
     Action, Disposition, Envelope, ParsedEvent, PayloadError, SignatureError, Source, StoredEvent,
     Verified, body_digest_id, header, non_blank,
     signing::{HmacAlgorithm, any_matches, check_timestamp, decode_hex},
+    unreadable_header,
 };
 use crate::{
     config::{RouteConfig, Secret},
@@ -134,13 +135,21 @@ impl Source for HubSpot {
         {
             return self.verify_legacy(headers, legacy, body);
         }
-        let given = header(headers, SIGNATURE_HEADER).ok_or(SignatureError::MissingHeader {
-            header: "X-HubSpot-Signature-v3",
-            provider: PROVIDER,
+        let given = header(headers, SIGNATURE_HEADER).ok_or_else(|| {
+            unreadable_header(
+                headers,
+                SIGNATURE_HEADER,
+                "X-HubSpot-Signature-v3",
+                PROVIDER,
+            )
         })?;
-        let timestamp = header(headers, TIMESTAMP_HEADER).ok_or(SignatureError::MissingHeader {
-            header: "X-HubSpot-Request-Timestamp",
-            provider: PROVIDER,
+        let timestamp = header(headers, TIMESTAMP_HEADER).ok_or_else(|| {
+            unreadable_header(
+                headers,
+                TIMESTAMP_HEADER,
+                "X-HubSpot-Request-Timestamp",
+                PROVIDER,
+            )
         })?;
         let millis: u64 = timestamp.parse().map_err(|_| SignatureError::Malformed {
             header: "X-HubSpot-Request-Timestamp",

@@ -54,6 +54,16 @@ pub enum SignatureError {
         header: &'static str,
         provider: &'static str,
     },
+    /// The header is there but its value is not visible ASCII, so it cannot be read as
+    /// text at all; told apart from a missing header so nobody looks for a proxy that
+    /// strips it.
+    #[error(
+        "the {header} header is present but is not plain ASCII text: {provider} sends it as ASCII, so something between {provider} and the bridge re-encoded it (or the request did not come from {provider})"
+    )]
+    NotText {
+        header: &'static str,
+        provider: &'static str,
+    },
     #[error(
         "the {header} header is not valid {encoding}: expected the {encoding} HMAC that {provider} sends"
     )]
@@ -96,7 +106,9 @@ impl SignatureError {
     pub fn code(&self) -> &'static str {
         match self {
             SignatureError::MissingHeader { .. } => "missing_signature",
-            SignatureError::Malformed { .. } => "malformed_signature",
+            SignatureError::Malformed { .. } | SignatureError::NotText { .. } => {
+                "malformed_signature"
+            }
             SignatureError::Mismatch { .. } => "signature_mismatch",
             SignatureError::StaleTimestamp { .. } => "stale_timestamp",
             SignatureError::FutureTimestamp { .. } => "future_timestamp",
@@ -397,4 +409,24 @@ pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .and_then(|value| value.to_str().ok())
         .map(str::trim)
         .filter(|value| !value.is_empty())
+}
+
+/// Why a required header `name` (shown as `display`) yielded no value through [`header`]:
+/// present but not visible ASCII, or missing (or blank).
+pub fn unreadable_header(
+    headers: &HeaderMap,
+    name: &str,
+    display: &'static str,
+    provider: &'static str,
+) -> SignatureError {
+    match headers.get(name) {
+        Some(value) if value.to_str().is_err() => SignatureError::NotText {
+            header: display,
+            provider,
+        },
+        _ => SignatureError::MissingHeader {
+            header: display,
+            provider,
+        },
+    }
 }

@@ -22,6 +22,7 @@ use super::{
     Disposition, Envelope, ParsedEvent, PayloadError, SignatureError, Source, StoredEvent,
     Verified, body_digest_id, header,
     mapping::{millis_at, split_name, text_at},
+    unreadable_header,
 };
 use crate::{
     config::Secret,
@@ -72,9 +73,8 @@ impl Source for Pipedrive {
         body: Bytes,
         _now: SystemTime,
     ) -> Result<Verified, SignatureError> {
-        let value = header(headers, "authorization").ok_or(SignatureError::MissingHeader {
-            header: "Authorization",
-            provider: PROVIDER,
+        let value = header(headers, "authorization").ok_or_else(|| {
+            unreadable_header(headers, "authorization", "Authorization", PROVIDER)
         })?;
         let malformed = SignatureError::Malformed {
             header: "Authorization",

@@ -28,7 +28,7 @@ use serde_json::Value;
 use super::{
     Action, Disposition, Envelope, ParsedEvent, PartialChange, PayloadError, PrivacyRequest,
     SignatureError, Source, StoredEvent, Verified, body_digest_id, header, rfc3339_millis,
-    signing::check_base64_sha256,
+    signing::check_base64_sha256, unreadable_header,
 };
 use crate::{
     config::{OnDelete, RouteConfig, Secret},
@@ -104,9 +104,13 @@ impl Source for Shopify {
         body: Bytes,
         _now: SystemTime,
     ) -> Result<Verified, SignatureError> {
-        let given = shopify_header(headers, HMAC_HEADER).ok_or(SignatureError::MissingHeader {
-            header: "X-Shopify-Hmac-Sha256",
-            provider: PROVIDER,
+        let given = shopify_header(headers, HMAC_HEADER).ok_or_else(|| {
+            unreadable_header(
+                headers,
+                "x-shopify-hmac-sha256",
+                "X-Shopify-Hmac-Sha256",
+                PROVIDER,
+            )
         })?;
         check_base64_sha256(
             given,

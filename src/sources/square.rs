@@ -17,6 +17,7 @@ use serde::Deserialize;
 use super::{
     Disposition, Envelope, ParsedEvent, PayloadError, SignatureError, Source, StoredEvent,
     Verified, body_digest_id, header, non_blank, rfc3339_millis, signing::check_base64_sha256,
+    unreadable_header,
 };
 use crate::{
     config::Secret,
@@ -55,9 +56,8 @@ impl Source for Square {
         body: Bytes,
         _now: SystemTime,
     ) -> Result<Verified, SignatureError> {
-        let given = header(headers, SIGNATURE_HEADER).ok_or(SignatureError::MissingHeader {
-            header: SIGNATURE_HEADER,
-            provider: PROVIDER,
+        let given = header(headers, SIGNATURE_HEADER).ok_or_else(|| {
+            unreadable_header(headers, SIGNATURE_HEADER, SIGNATURE_HEADER, PROVIDER)
         })?;
         let parts: [&[u8]; 2] = [self.notification_url.as_bytes(), &body];
         check_base64_sha256(given, &self.secrets, &parts, SIGNATURE_HEADER, PROVIDER).map_err(

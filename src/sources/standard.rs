@@ -20,6 +20,7 @@ use super::{
     Envelope, ParsedEvent, PayloadError, SignatureError, Source, StoredEvent, Verified,
     body_digest_id, header, mapping,
     signing::{HmacAlgorithm, any_matches, check_timestamp, unix_seconds},
+    unreadable_header,
 };
 use crate::config::{MappingConfig, Secret};
 
@@ -76,13 +77,12 @@ impl Source for Standard {
         body: Bytes,
         now: SystemTime,
     ) -> Result<Verified, SignatureError> {
-        let missing = |header| SignatureError::MissingHeader {
-            header,
-            provider: PROVIDER,
+        let required = |name| {
+            header(headers, name).ok_or_else(|| unreadable_header(headers, name, name, PROVIDER))
         };
-        let id = header(headers, ID_HEADER).ok_or(missing(ID_HEADER))?;
-        let timestamp = header(headers, TIMESTAMP_HEADER).ok_or(missing(TIMESTAMP_HEADER))?;
-        let list = header(headers, SIGNATURE_HEADER).ok_or(missing(SIGNATURE_HEADER))?;
+        let id = required(ID_HEADER)?;
+        let timestamp = required(TIMESTAMP_HEADER)?;
+        let list = required(SIGNATURE_HEADER)?;
         let seconds = unix_seconds(TIMESTAMP_HEADER, timestamp, PROVIDER)?;
         let offered: Vec<Vec<u8>> = list
             .split(' ')
@@ -255,6 +255,19 @@ mod tests {
         let mut no_id = good.clone();
         no_id.remove(ID_HEADER);
         assert_eq!(code(&no_id, body(), at(v, 0)), "missing_signature");
+        // A value with bytes above ASCII is there but unreadable, and said to be so.
+        let mut not_text = good.clone();
+        not_text.insert(ID_HEADER, HeaderValue::from_bytes(b"msg_\xc3\xa9").unwrap());
+        let error = standard(v["secret"].as_str().unwrap())
+            .verify(&not_text, body(), at(v, 0))
+            .unwrap_err();
+        assert_eq!(error.code(), "malformed_signature");
+        assert!(
+            error
+                .to_string()
+                .starts_with("the webhook-id header is present but is not plain ASCII text"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ use super::{
     mapping::split_name,
     non_blank,
     signing::{HmacAlgorithm, any_matches, check_timestamp, decode_hex, unix_seconds},
+    unreadable_header,
 };
 use crate::{
     config::Secret,
@@ -81,9 +82,8 @@ impl Source for Stripe {
         body: Bytes,
         now: SystemTime,
     ) -> Result<Verified, SignatureError> {
-        let value = header(headers, SIGNATURE_HEADER).ok_or(SignatureError::MissingHeader {
-            header: DISPLAY_HEADER,
-            provider: PROVIDER,
+        let value = header(headers, SIGNATURE_HEADER).ok_or_else(|| {
+            unreadable_header(headers, SIGNATURE_HEADER, DISPLAY_HEADER, PROVIDER)
         })?;
         let (timestamp, offered) = parse_header(value)?;
         let keys: Vec<&[u8]> = self.secrets.iter().map(|s| s.expose().as_bytes()).collect();

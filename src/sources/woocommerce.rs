@@ -20,6 +20,7 @@ use serde::Deserialize;
 use super::{
     Disposition, Envelope, ParsedEvent, PayloadError, SignatureError, Source, StoredEvent,
     Verified, body_digest_id, header, rfc3339_millis, signing::check_base64_sha256,
+    unreadable_header,
 };
 use crate::{
     config::Secret,
@@ -72,10 +73,12 @@ impl Source for WooCommerce {
             if is_ping(&body) {
                 return Ok(Verified(body));
             }
-            return Err(SignatureError::MissingHeader {
-                header: "X-WC-Webhook-Signature",
-                provider: PROVIDER,
-            });
+            return Err(unreadable_header(
+                headers,
+                SIGNATURE_HEADER,
+                "X-WC-Webhook-Signature",
+                PROVIDER,
+            ));
         };
         check_base64_sha256(
             given,

@@ -93,6 +93,13 @@ async fn bad_signatures_get_401_naming_the_problem_and_store_nothing() {
             Some("***".to_string()),
             "malformed_signature",
         ),
+        // Re-encoded on the way (bytes above ASCII): there, not missing.
+        (
+            "not ASCII",
+            body.clone(),
+            Some("B23tXN681gZ0qIWNRrgtzBE9XSDo5yaUu6wfmhu3a7g=é".to_string()),
+            "malformed_signature",
+        ),
     ];
 
     for (name, payload, hmac, code) in cases {
@@ -108,6 +115,17 @@ async fn bad_signatures_get_401_naming_the_problem_and_store_nothing() {
                 .unwrap()
                 .contains("X-Shopify-Hmac-Sha256"),
             "{name}: {json}"
+        );
+        let message = json["message"].as_str().unwrap();
+        assert_eq!(
+            message.contains("is missing"),
+            name == "missing header",
+            "{name}: {message}"
+        );
+        assert_eq!(
+            message.contains("is present but is not plain ASCII text"),
+            name == "not ASCII",
+            "{name}: {message}"
         );
         assert!(
             app.job("acme", &format!("wh-{name}")).await.is_none(),
