@@ -7,7 +7,8 @@
 //! only decides where they go. It never adds span fields of its own.
 
 use tracing_subscriber::{
-    EnvFilter, Layer, Registry, fmt, layer::Layered, layer::SubscriberExt, util::SubscriberInitExt,
+    EnvFilter, Layer, Registry, filter, fmt, layer::Layered, layer::SubscriberExt,
+    util::SubscriberInitExt,
 };
 
 use crate::config::{LogFormat, TelemetryConfig};
@@ -114,6 +115,12 @@ fn install(format: LogFormat, traces: Option<Output>) {
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
+            // Events only: the JSON lines carry no span context (above), yet a layer that
+            // sees spans formats every span's fields into a JSON string when the span is
+            // created and parses and re-writes that string on each `record` — four times
+            // per webhook, for nothing. Spans still reach the trace exporter, which has
+            // no such filter.
+            .with_filter(filter::filter_fn(|metadata| metadata.is_event()))
             .boxed(),
         LogFormat::Pretty => fmt::layer().with_writer(std::io::stdout).boxed(),
     };
