@@ -49,10 +49,7 @@ pub(super) async fn resolve(
     now: SystemTime,
 ) -> Resolved {
     match action {
-        Action::Upsert(parsed) => {
-            remember_stated_tags(ctx, job, &parsed).await;
-            Resolved::Upsert(parsed)
-        }
+        Action::Upsert(parsed) => Resolved::Upsert(parsed),
         Action::Fetch { contact_id, tenant } => fetch(ctx, route, &contact_id, tenant).await,
         Action::Partial { change, tenant } => {
             partial(ctx, job, route, link, change, tenant.as_deref(), now).await
@@ -254,8 +251,9 @@ async fn delete(
 }
 
 /// A full payload that states tags (pre-2025 Shopify) is the provider's whole tag set:
-/// remember it, so later "tags added/removed" events merge into the right list.
-async fn remember_stated_tags(ctx: &Context<'_>, job: &Job, parsed: &ParsedEvent) {
+/// remember it, so later "tags added/removed" events merge into the right list. The
+/// worker runs this next to every create-or-update, whatever its outcome.
+pub(super) async fn remember_stated_tags(ctx: &Context<'_>, job: &Job, parsed: &ParsedEvent) {
     let (Some(contact_id), false) = (&job.contact_id, parsed.contact.tags.is_empty()) else {
         return;
     };

@@ -26,8 +26,8 @@ use crate::{
     config::Config,
     health::Health,
     hubspot,
-    sources::{Registry, StoredEvent},
-    store::{Finish, Job, Store},
+    sources::{ParsedEvent, Registry, Route, StoredEvent},
+    store::{ContactLink, Finish, Job, Store},
     transform,
     vendasta::{self, Outcome},
 };
@@ -350,6 +350,26 @@ impl Worker {
             Resolved::Upsert(parsed) => parsed,
             Resolved::Finished(finish, called) => return (finish, called),
         };
+        // The stated tags are stored while the contact goes to Vendasta, not before: only
+        // a later tag merge of this contact reads them, and that waits for this job to end
+        // (one job per contact). Awaited in turn, the store's round trip was added to every
+        // delivery.
+        let (ended, ()) = tokio::join!(
+            self.upsert(job, route, &link, &parsed),
+            actions::remember_stated_tags(&context, job, &parsed),
+        );
+        ended
+    }
+
+    /// The create-or-update of a parsed contact: its location, the body, the call, and
+    /// how the job ends.
+    async fn upsert(
+        &self,
+        job: &Job,
+        route: &Route,
+        link: &ContactLink,
+        parsed: &ParsedEvent,
+    ) -> (Finish, bool) {
         let Some(location) = route.config.location_for(parsed.tenant.as_deref()) else {
             let tenant = parsed.tenant.as_deref().unwrap_or("(none)");
             return (

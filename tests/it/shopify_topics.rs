@@ -181,6 +181,38 @@ async fn tags_added_and_removed_patch_the_merged_tag_list_and_nothing_else() {
 }
 
 #[tokio::test]
+async fn tags_added_merge_into_the_tags_a_legacy_payload_stated() {
+    // Arrange: a pre-2025-01 payload states the customer's whole tag set; the bridge
+    // remembers it while the create goes upstream.
+    let app = spawn_app().await;
+    mount_create_and_patch(&app).await;
+    let mut legacy: Value =
+        serde_json::from_slice(&customer(1, "legacy@example.com", "2026-01-01T00:00:00Z")).unwrap();
+    legacy["tags"] = json!("vip, wholesale");
+    create_linked(&app, "wh-legacy", &serde_json::to_vec(&legacy).unwrap()).await;
+
+    // Act
+    app.post_shopify(
+        "acme",
+        "customer.tags_added",
+        "wh-tags-after-legacy",
+        &fixture("shopify/shopify-customer.tags_added.json"),
+    )
+    .await;
+    app.settled("acme", "wh-tags-after-legacy").await;
+
+    // Assert: the added tags join the stated ones instead of replacing them.
+    let sent = patches(&app).await;
+    assert_eq!(
+        sent,
+        vec![update_body(
+            json!({ "tags": ["vip", "wholesale", "tag1", "tag2", "from-shopify"] })
+        )]
+    );
+    schema::assert_valid_update(&sent[0]);
+}
+
+#[tokio::test]
 async fn a_partial_update_of_an_unlinked_contact_waits_for_its_create_without_using_attempts() {
     // Arrange
     let app = spawn_app().await;
