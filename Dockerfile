@@ -13,6 +13,8 @@ FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 # Build the dependencies once, in their own layer, from the manifests alone.
 COPY Cargo.toml Cargo.lock ./
+# .cargo/config.toml sets how the bundled SQLite is compiled.
+COPY .cargo ./.cargo
 RUN mkdir src \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \

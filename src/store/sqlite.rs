@@ -30,7 +30,7 @@ use sqlx::{
     },
 };
 
-use self::writer::{Answer, FinishOp, Op, Writer};
+use self::writer::{Answer, FinishOp, Op, Staged, Writer};
 use super::row::{contact_from_row, job_from_row};
 use super::{
     ContactLink, Enqueued, Finish, Job, JobChange, JobFilter, JobId, JobState, NewJob, StateCounts,
@@ -108,7 +108,11 @@ impl SqliteStore {
     }
 
     pub async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, StoreError> {
-        match self.write(Op::Enqueue(jobs)).await? {
+        let staged = jobs
+            .into_iter()
+            .map(Staged::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        match self.write(Op::Enqueue(staged)).await? {
             Answer::Enqueued(results) => Ok(results),
             _ => Err(wrong_answer()),
         }

@@ -16,7 +16,7 @@ use std::{
     time::{Instant, SystemTime},
 };
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{CachedStatement, Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
@@ -35,7 +35,7 @@ const STATEMENT_CACHE: usize = 16;
 /// One write for the writer.
 pub(super) enum Op {
     /// Store one request's webhooks; answered with one result per job, in order.
-    Enqueue(Vec<NewJob>),
+    Enqueue(Vec<Staged>),
     /// Claim up to `max` due jobs, leasing them until `lease_until_ms`.
     Claim {
         now_ms: i64,
@@ -65,6 +65,22 @@ pub(super) enum Answer {
 }
 
 type Request = (Op, oneshot::Sender<Result<Answer, StoreError>>);
+
+/// A webhook ready for the writer: its kept headers are encoded by the caller, on the
+/// caller's task, because everything the writer does is done one request at a time
+/// while the others wait for the commit.
+pub(super) struct Staged {
+    job: NewJob,
+    meta: String,
+}
+
+impl Staged {
+    pub fn new(job: NewJob) -> Result<Self, StoreError> {
+        let meta = serde_json::to_string(&job.meta)
+            .map_err(|e| StoreError::Corrupt(format!("cannot encode job meta: {e}")))?;
+        Ok(Self { job, meta })
+    }
+}
 
 /// Everything the writer needs to end one claim; owned, so it can wait in the channel.
 pub(super) struct FinishOp {
@@ -308,9 +324,12 @@ fn transaction(held: &mut Held, ops: &[&Op], sync: Durability) -> Result<Vec<Ans
 fn apply_in(conn: &Connection, ops: &[&Op]) -> Result<Vec<Answer>, StoreError> {
     let now = to_millis(SystemTime::now());
     let mut answers = Vec::with_capacity(ops.len());
+    // Looked up in the statement cache once per commit rather than once per request:
+    // the lookup hashes the statement's whole text.
+    let mut insert = None;
     for op in ops {
         answers.push(match op {
-            Op::Enqueue(jobs) => Answer::Enqueued(insert_jobs(conn, jobs, now)?),
+            Op::Enqueue(jobs) => Answer::Enqueued(insert_jobs(conn, &mut insert, jobs, now)?),
             Op::Claim {
                 now_ms,
                 lease_until_ms,
@@ -350,31 +369,19 @@ fn apply_in(conn: &Connection, ops: &[&Op]) -> Result<Vec<Answer>, StoreError> {
     Ok(answers)
 }
 
-fn insert_jobs(conn: &Connection, jobs: &[NewJob], now: i64) -> Result<Vec<Enqueued>, StoreError> {
-    let mut insert = conn.prepare_cached(
-        r#"
-        INSERT INTO jobs (route, source, delivery_id, topic, contact_id, contact_updated_at,
-                          meta, payload, state, attempts, next_attempt_at, created_at, updated_at,
-                          blocked)
-        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', 0, ?9, ?9, ?9,
-                -- Queued behind an unfinished job of the same contact (every stored job
-                -- is older than this one); see migrations/sqlite/0004_blocked_jobs.sql.
-                -- One probe per state: SQLite cannot seek an OR of two states in
-                -- `jobs_by_contact`, so it walked the contact's jobs from 'done' on,
-                -- every delivered job it keeps (9 ms at 50,000, timed; 9 µs now).
-                ?5 IS NOT NULL AND (
-                    EXISTS (SELECT 1 FROM jobs o WHERE o.route = ?1 AND o.contact_id = ?5
-                               AND o.state = 'in_flight')
-                    OR EXISTS (SELECT 1 FROM jobs o WHERE o.route = ?1 AND o.contact_id = ?5
-                                  AND o.state = 'pending' AND o.deferred = 0)))
-        ON CONFLICT (route, delivery_id) DO NOTHING
-        RETURNING id
-        "#,
-    )?;
+/// Stores `jobs`; `insert` is the insert statement, prepared on first use.
+fn insert_jobs<'conn>(
+    conn: &'conn Connection,
+    insert: &mut Option<CachedStatement<'conn>>,
+    jobs: &[Staged],
+    now: i64,
+) -> Result<Vec<Enqueued>, StoreError> {
+    let insert = match insert {
+        Some(statement) => statement,
+        None => insert.insert(conn.prepare_cached(INSERT_JOB)?),
+    };
     let mut results = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        let meta = serde_json::to_string(&job.meta)
-            .map_err(|e| StoreError::Corrupt(format!("cannot encode job meta: {e}")))?;
+    for Staged { job, meta } in jobs {
         let inserted: Option<i64> = insert
             .query_row(
                 params![
@@ -405,6 +412,26 @@ fn insert_jobs(conn: &Connection, jobs: &[NewJob], now: i64) -> Result<Vec<Enque
     Ok(results)
 }
 
+/// Stores one webhook as a pending job; answers its id, or nothing for a duplicate.
+const INSERT_JOB: &str = r#"
+        INSERT INTO jobs (route, source, delivery_id, topic, contact_id, contact_updated_at,
+                          meta, payload, state, attempts, next_attempt_at, created_at, updated_at,
+                          blocked)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', 0, ?9, ?9, ?9,
+                -- Queued behind an unfinished job of the same contact (every stored job
+                -- is older than this one); see migrations/sqlite/0004_blocked_jobs.sql.
+                -- One probe per state: SQLite cannot seek an OR of two states in
+                -- `jobs_by_contact`, so it walked the contact's jobs from 'done' on,
+                -- every delivered job it keeps (9 ms at 50,000, timed; 9 µs now).
+                ?5 IS NOT NULL AND (
+                    EXISTS (SELECT 1 FROM jobs o WHERE o.route = ?1 AND o.contact_id = ?5
+                               AND o.state = 'in_flight')
+                    OR EXISTS (SELECT 1 FROM jobs o WHERE o.route = ?1 AND o.contact_id = ?5
+                                  AND o.state = 'pending' AND o.deferred = 0)))
+        ON CONFLICT (route, delivery_id) DO NOTHING
+        RETURNING id
+        "#;
+
 /// The claim's contact check for candidate `j` (at `?2` = now), the same for a due job
 /// and for an expired lease: no other job of its contact is leased, or in flight and
 /// older, or pending, older and not deferred. A literal, so the claim stays one static
@@ -425,51 +452,57 @@ macro_rules! contact_is_free {
     };
 }
 
+/// Claims the earliest claimable job (`?2` = now), leasing it until `?1`.
+///
+/// One statement, so the check-and-claim is atomic. A job is claimable when it is due
+/// (or its lease ran out) and no other job of the same contact is leased or older and
+/// unfinished: one job per contact, in order. A deferred job (a partial update waiting
+/// for its contact's create) holds nothing back, or the create it waits for could
+/// never run.
+///
+/// Due jobs and expired leases are looked up separately and the earlier one taken: one
+/// `state = … OR state = …` filter kept SQLite from walking the due jobs in index order,
+/// so every claim sorted the whole backlog (seconds per claim at 1,000,000 queued jobs,
+/// and ~100 MB of sort memory; see docs/benchmarks.md). Pending jobs queued behind their
+/// contact (`blocked`) are skipped through `jobs_ready` rather than checked one by one,
+/// and the contact check is two indexed probes (in flight; older and pending), not one
+/// `OR` that scanned all of the contact's jobs. `claim_walks_due_jobs_in_index_order`
+/// holds the plan to this.
+const CLAIM: &str = concat!(
+    r#"
+    UPDATE jobs
+       SET state = 'in_flight', lease_until = ?1, attempts = attempts + 1, updated_at = ?2
+     WHERE id = (
+        SELECT id FROM (
+            SELECT id, next_attempt_at FROM (
+                SELECT j.id, j.next_attempt_at FROM jobs j
+                 WHERE j.state = 'pending' AND j.blocked = 0 AND j.next_attempt_at <= ?2
+"#,
+    contact_is_free!(),
+    r#"                     ORDER BY j.next_attempt_at, j.id
+                 LIMIT 1)
+            UNION ALL
+            SELECT id, next_attempt_at FROM (
+                SELECT j.id, j.next_attempt_at FROM jobs j
+                 WHERE j.state = 'in_flight' AND j.lease_until <= ?2
+"#,
+    contact_is_free!(),
+    r#"                     ORDER BY j.next_attempt_at, j.id
+                 LIMIT 1))
+         ORDER BY next_attempt_at, id
+         LIMIT 1)
+    RETURNING *
+    "#
+);
+
 /// Claims the earliest claimable job, if any, with its contact's link.
 fn claim_one(
     conn: &Connection,
     now_ms: i64,
     lease_until_ms: i64,
 ) -> Result<Option<Job>, StoreError> {
-    // One statement, so the check-and-claim is atomic. A job is claimable when it is due
-    // (or its lease ran out) and no other job of the same contact is leased or older and
-    // unfinished: one job per contact, in order. A deferred job (a partial update waiting
-    // for its contact's create) holds nothing back, or the create it waits for could
-    // never run.
-    // Due jobs and expired leases are looked up separately and the earlier one taken:
-    // one `state = … OR state = …` filter kept SQLite from walking `jobs_due` in order,
-    // so every claim sorted the whole backlog (seconds per claim at 1,000,000 queued
-    // jobs, and ~100 MB of sort memory; see docs/benchmarks.md). Pending jobs queued
-    // behind their contact (`blocked`) are skipped through `jobs_ready` rather than
-    // checked one by one, and the contact check is two indexed probes (in flight; older
-    // and pending), not one `OR` that scanned all of the contact's jobs.
     let job = conn
-        .prepare_cached(concat!(
-            r#"
-        UPDATE jobs
-           SET state = 'in_flight', lease_until = ?1, attempts = attempts + 1, updated_at = ?2
-         WHERE id = (
-            SELECT id FROM (
-                SELECT id, next_attempt_at FROM (
-                    SELECT j.id, j.next_attempt_at FROM jobs j
-                     WHERE j.state = 'pending' AND j.blocked = 0 AND j.next_attempt_at <= ?2
-"#,
-            contact_is_free!(),
-            r#"                     ORDER BY j.next_attempt_at, j.id
-                     LIMIT 1)
-                UNION ALL
-                SELECT id, next_attempt_at FROM (
-                    SELECT j.id, j.next_attempt_at FROM jobs j
-                     WHERE j.state = 'in_flight' AND j.lease_until <= ?2
-"#,
-            contact_is_free!(),
-            r#"                     ORDER BY j.next_attempt_at, j.id
-                     LIMIT 1))
-             ORDER BY next_attempt_at, id
-             LIMIT 1)
-        RETURNING *
-        "#
-        ))?
+        .prepare_cached(CLAIM)?
         .query_row(params![lease_until_ms, now_ms], |row| {
             Ok(crate::store::row::job_from_row(row))
         })
@@ -568,4 +601,62 @@ fn finish_one(conn: &Connection, op: &FinishOp) -> Result<bool, StoreError> {
         _ => {}
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+
+    /// The plan SQLite picks for `sql` on the migrated schema, one step per line. The
+    /// store never runs ANALYZE, so the plan on an empty file is the plan in production.
+    async fn plan(sql: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.db");
+        let store = SqliteStore::open(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        store.close().await;
+        let conn = open(&path).unwrap();
+        let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let steps = explain
+            .query_map(params![0_i64, 0_i64], |row| row.get::<_, String>(3))
+            .unwrap();
+        steps.map(Result::unwrap).collect::<Vec<_>>().join("\n")
+    }
+
+    #[tokio::test]
+    async fn claim_walks_due_jobs_in_index_order() {
+        let plan = plan(CLAIM).await;
+        let (due, leases) = plan.split_once("UNION ALL").expect(&plan);
+        // Due jobs are read in (next_attempt_at, id) order straight off the index, so a
+        // claim stops at the first claimable one however long the backlog is; a sort
+        // here would read every due job on every claim.
+        assert!(
+            due.contains(
+                "SEARCH j USING INDEX jobs_ready (state=? AND blocked=? AND next_attempt_at<?)"
+            ),
+            "{plan}"
+        );
+        assert!(!due.contains("TEMP B-TREE"), "{plan}");
+        // Expired leases are found among the jobs in flight, through an index on state
+        // (a handful of rows, sorted), never by reading the table.
+        assert!(
+            leases.contains("SEARCH j USING INDEX jobs_ready (state=?)"),
+            "{plan}"
+        );
+        // The contact checks are index probes, one per state.
+        assert_eq!(
+            plan.matches(
+                "SEARCH o USING INDEX jobs_by_contact (route=? AND contact_id=? AND state=?"
+            )
+            .count(),
+            4,
+            "{plan}"
+        );
+        assert!(
+            !plan.contains("SCAN j") && !plan.contains("SCAN o"),
+            "{plan}"
+        );
+    }
 }
