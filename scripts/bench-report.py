@@ -186,6 +186,8 @@ machine the absolute numbers move with the load.
 - Run: {v.get('date', '?')}, {v.get('cpus', '?')} CPUs, Linux {v.get('kernel', '?')}.
 - Load at the start: `{v.get('uptime_start', '?').strip()}`
 - Load at the end: `{v.get('uptime_end', '?').strip()}`
+- CPU time the hypervisor gave to other machines (steal, from `/proc/stat`): {v.get('steal_run_pct', '?')}%
+  over the run, {v.get('steal_ingest_pct', '?')}% during the SQLite ingest figures.
 - fsync latency of the store's filesystem (4 KiB append + fdatasync, 300 samples):
   p50 {fsync_ms:.3f} ms, p99 {num(v, 'fsync_p99_ms'):.3f} ms; again after the ingest load:
   `{v.get('fsync_after_ingest', '?')}`.
