@@ -93,6 +93,21 @@ fn shopify_header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .or_else(|| header(headers, &format!("shopify-{name}")))
 }
 
+/// Why [`shopify_header`] found no `name` (shown as `display`): a value that is not
+/// ASCII under either of its two names, or neither there.
+fn unreadable_shopify_header(
+    headers: &HeaderMap,
+    name: &str,
+    display: &'static str,
+) -> SignatureError {
+    match unreadable_header(headers, &format!("x-shopify-{name}"), display, PROVIDER) {
+        SignatureError::MissingHeader { .. } => {
+            unreadable_header(headers, &format!("shopify-{name}"), display, PROVIDER)
+        }
+        not_text => not_text,
+    }
+}
+
 impl Source for Shopify {
     fn kind(&self) -> &'static str {
         "shopify"
@@ -105,12 +120,7 @@ impl Source for Shopify {
         _now: SystemTime,
     ) -> Result<Verified, SignatureError> {
         let given = shopify_header(headers, HMAC_HEADER).ok_or_else(|| {
-            unreadable_header(
-                headers,
-                "x-shopify-hmac-sha256",
-                "X-Shopify-Hmac-Sha256",
-                PROVIDER,
-            )
+            unreadable_shopify_header(headers, HMAC_HEADER, "X-Shopify-Hmac-Sha256")
         })?;
         check_base64_sha256(
             given,
@@ -547,6 +557,28 @@ mod tests {
                 .unwrap_err();
             assert_eq!(error.code(), *code, "{body} {secrets:?} {signature:?}");
             assert!(error.to_string().contains("X-Shopify-Hmac-Sha256"));
+        }
+        // A value that is not ASCII is reported as such under either of the header's
+        // names (Shopify also sends it without the `X-` prefix).
+        for name in ["x-shopify-hmac-sha256", "shopify-hmac-sha256"] {
+            let mut h = HeaderMap::new();
+            h.insert(
+                http::HeaderName::from_static(name),
+                HeaderValue::from_bytes(b"B23tXN681gZ0qIWNRrgtzBE9XSDo5yaUu6wfmhu3a7\xc3\xa9")
+                    .unwrap(),
+            );
+            let error = shopify(&["test_secret_key"])
+                .verify(
+                    &h,
+                    Bytes::from_static(br#"{"foo": "bar"}"#),
+                    SystemTime::now(),
+                )
+                .unwrap_err();
+            assert!(
+                matches!(error, SignatureError::NotText { .. }),
+                "{name}: {error}"
+            );
+            assert_eq!(error.code(), "malformed_signature");
         }
     }
 
