@@ -713,8 +713,6 @@ fn redact_phone_numbers(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::net::TcpListener;
-
     use serde_json::json;
     use wiremock::{
         Mock, MockServer, ResponseTemplate,
@@ -1175,11 +1173,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_port_is_retried() {
-        // Arrange
-        let port = {
-            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-            listener.local_addr().expect("address").port()
-        };
+        // Arrange: a port bound but not listening refuses connections, and stays this
+        // test's own (a port merely closed could be handed to another test's server).
+        let closed = tokio::net::TcpSocket::new_v4().expect("socket");
+        closed.bind("127.0.0.1:0".parse().unwrap()).expect("bind");
+        let port = closed.local_addr().expect("address").port();
         let client = Client::new(&config(&format!("http://127.0.0.1:{port}"), 5)).unwrap();
 
         // Act

@@ -129,9 +129,15 @@ pub fn test_client() -> reqwest::Client {
 }
 
 /// Writes `DIR/bridge.toml`: store `sqlite://DIR/data/bridge.db`, route `acme` (Shopify),
-/// a retry schedule of ten 1-second steps and a 6-second lease; `extra` goes in `[delivery]`.
+/// a retry schedule of sixty 1-second steps and a 6-second lease; `extra` goes in
+/// `[delivery]`.
+///
+/// Sixty steps, so no test's job is given up while Vendasta is unreachable, however slow
+/// a busy CI machine makes the test (with ten, a first run that lasted 8 s could park
+/// every job as dead before its restart).
 pub fn write_config(dir: &Path, customers_url: &str, extra: &str) -> std::path::PathBuf {
     let path = dir.join("bridge.toml");
+    let schedule = vec!["1"; 60].join(", ");
     let text = format!(
         r#"
         [server]
@@ -146,7 +152,7 @@ pub fn write_config(dir: &Path, customers_url: &str, extra: &str) -> std::path::
         token = "binary-test-token"
         request_timeout_seconds = 5
         [delivery]
-        retry_schedule_seconds = [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
+        retry_schedule_seconds = [{schedule}]
         lease_seconds = 6
         poll_interval_milliseconds = 50
         {extra}
@@ -282,14 +288,19 @@ fn check_config_prints_the_effective_config_with_secrets_redacted() {
 
 #[tokio::test]
 async fn webhooks_acked_while_vendasta_is_down_survive_sigkill_and_are_delivered_after_restart() {
-    // Arrange: Vendasta is a closed port.
+    // Arrange: Vendasta refuses connections. Its port stays bound (not listening) for the
+    // whole test: a port merely closed could be handed to another test's server, which
+    // would then receive, and end, this test's deliveries.
     let dir = tempfile::tempdir().unwrap();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let down = format!("http://{}/business/customers", closed.local_addr().unwrap());
-    drop(closed);
+    let refusing = tokio::net::TcpSocket::new_v4().unwrap();
+    refusing.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let down = format!(
+        "http://{}/business/customers",
+        refusing.local_addr().unwrap()
+    );
     let config = write_config(dir.path(), &down, "");
     let client = test_client();
-    let mut bridge = Bridge::start(&config);
+    let mut first = Bridge::start(&config);
 
     // Act: ack 20 webhooks, then kill -9.
     let mut acked = Vec::new();
@@ -299,12 +310,12 @@ async fn webhooks_acked_while_vendasta_is_down_survive_sigkill_and_are_delivered
             &format!("c{n}@example.com"),
             "2026-01-01T00:00:00Z",
         );
-        let response = post(&client, &bridge, &format!("wh-kill-{n}"), &body).await;
+        let response = post(&client, &first, &format!("wh-kill-{n}"), &body).await;
         assert_eq!(response.status(), 200);
         acked.push(format!("wh-kill-{n}"));
     }
-    bridge.signal("KILL");
-    bridge.wait_exit(Duration::from_secs(5));
+    first.signal("KILL");
+    first.wait_exit(Duration::from_secs(5));
 
     // Restart against a working Vendasta: the stand-in, which (like Vendasta) answers a
     // second create of the same email with 409, so duplicates would show as extra
@@ -316,12 +327,33 @@ async fn webhooks_acked_while_vendasta_is_down_survive_sigkill_and_are_delivered
     let mut bridge = Bridge::start(&config);
 
     // Assert: every acked webhook became exactly one Vendasta customer.
-    let customers = eventually(Duration::from_secs(30), || async {
+    let delivered = eventually(Duration::from_secs(30), || async {
         let customers = vendasta.customers();
         (customers.len() >= acked.len()).then_some(customers)
     })
-    .await
-    .expect("every acked webhook is delivered");
+    .await;
+    let store = Store::open(&format!("sqlite://{}/data/bridge.db", dir.path().display()))
+        .await
+        .unwrap();
+    let Some(customers) = delivered else {
+        // Say where each webhook is, so a failure on a busy CI machine explains itself.
+        let mut states = Vec::new();
+        for id in &acked {
+            let job = store.job_by_delivery("acme", id).await.unwrap();
+            states.push(format!(
+                "{id}: {:?}",
+                job.map(|job| (job.state, job.attempts, job.outcome, job.last_error))
+            ));
+        }
+        panic!(
+            "{} of {} acked webhooks delivered; jobs (state, attempts, outcome, last error): \
+             {states:#?}; log before the kill: {:#?}; log after it: {:#?}",
+            vendasta.customers().len(),
+            acked.len(),
+            first.log(),
+            bridge.log()
+        );
+    };
     bridge.signal("TERM");
     assert_eq!(bridge.wait_exit(Duration::from_secs(20)), Some(0));
     let mut emails: Vec<String> = vendasta
@@ -337,9 +369,6 @@ async fn webhooks_acked_while_vendasta_is_down_survive_sigkill_and_are_delivered
     emails.dedup();
     assert_eq!(customers.len(), acked.len(), "no contact was created twice");
     assert_eq!(emails.len(), acked.len());
-    let store = Store::open(&format!("sqlite://{}/data/bridge.db", dir.path().display()))
-        .await
-        .unwrap();
     for id in &acked {
         let job = store
             .job_by_delivery("acme", id)

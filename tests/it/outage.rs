@@ -31,7 +31,10 @@ use axum::{
     routing::post,
 };
 use serde_json::{Value, json};
-use tokio::{net::TcpListener, task::JoinHandle};
+use tokio::{
+    net::{TcpListener, TcpSocket},
+    task::JoinHandle,
+};
 use tokio_util::sync::CancellationToken;
 use vendasta_bridge::{config::Secret, store::JobState};
 
@@ -337,12 +340,18 @@ async fn a_60_second_outage_is_retried_on_schedule_and_the_backlog_drains_after_
     assert_ready(&app).await;
     stop.cancel();
     server.await.unwrap();
+    // The port stays bound but not listening while it is closed: connections are refused,
+    // and no other test's server can be handed it before the upstream comes back on it.
+    // SO_REUSEADDR because the server's closed connections linger on it in TIME_WAIT.
+    let closed = TcpSocket::new_v4().unwrap();
+    closed.set_reuseaddr(true).unwrap();
+    closed.bind(addr).unwrap();
     let refused_from = Instant::now();
     let second = post_batch(&app, "b", &kinds).await;
     tokio::time::sleep_until((refused_from + REFUSED_FOR).into()).await;
     assert_ready(&app).await;
     seen.lock().unwrap().available = true;
-    let listener = TcpListener::bind(addr).await.unwrap();
+    let listener = closed.listen(1024).unwrap();
     let recovered = Instant::now();
     let _server = serve(listener, Arc::clone(&seen), CancellationToken::new());
     println!(
