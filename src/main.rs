@@ -166,7 +166,10 @@ fn serve(config: Config, traces: telemetry::Traces) -> anyhow::Result<()> {
         .build()?;
     let result = runtime.block_on(async {
         let shutdown = CancellationToken::new();
-        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        tokio::spawn(cancel_on_signal(
+            cli::StopSignals::listen(),
+            shutdown.clone(),
+        ));
         let listeners = Listeners::bind(&config).await?;
         let app = App::build(config).await?;
         app.run(listeners, shutdown).await
@@ -179,8 +182,8 @@ fn serve(config: Config, traces: telemetry::Traces) -> anyhow::Result<()> {
 }
 
 /// Cancels `shutdown` on SIGTERM (orchestrators) or SIGINT (Ctrl-C).
-async fn cancel_on_signal(shutdown: CancellationToken) {
-    let signal = cli::stop_signal().await;
+async fn cancel_on_signal(signals: cli::StopSignals, shutdown: CancellationToken) {
+    let signal = signals.recv().await;
     tracing::info!(signal, "Shutdown requested.");
     shutdown.cancel();
 }

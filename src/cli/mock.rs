@@ -41,6 +41,7 @@ pub fn run(args: MockArgs) -> ExitCode {
         record_requests: false,
     };
     runtime.block_on(async {
+        let stop = super::StopSignals::listen();
         let mock = match MockVendasta::start(args.listen, options).await {
             Ok(mock) => mock,
             Err(error) => {
@@ -57,7 +58,7 @@ pub fn run(args: MockArgs) -> ExitCode {
             mock.customers_url()
         ));
         say("Stop it with Ctrl-C.");
-        super::stop_signal().await;
+        stop.recv().await;
         let customers = mock.customers().len();
         let requests = mock.answered();
         mock.stop().await;

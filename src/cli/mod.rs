@@ -15,33 +15,68 @@ pub const EXIT_CONFIG: u8 = 2;
 /// Exit code for a failure at run time.
 pub const EXIT_RUNTIME: u8 = 1;
 
-/// Resolves on SIGTERM (orchestrators) or SIGINT (Ctrl-C) with the signal's name, for
-/// `serve` and the subcommands that run until stopped. A signal that cannot be listened
-/// for is logged and treated as never arriving.
-pub async fn stop_signal() -> &'static str {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::warn!(error = %error, "Cannot listen for Ctrl-C.");
-            std::future::pending::<()>().await;
-        }
-    };
+/// SIGTERM (orchestrators) and SIGINT (Ctrl-C), for `serve` and the subcommands that run
+/// until stopped.
+///
+/// Listening starts when [`StopSignals::listen`] returns, not when [`StopSignals::recv`]
+/// is first polled: a process that announces it is up and only then starts listening can
+/// be sent SIGTERM in between, and the signal's default action kills it instead of
+/// stopping it cleanly with exit code 0. So make this before saying "started". A signal
+/// that cannot be listened for is logged and treated as never arriving.
+pub struct StopSignals {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    /// Starts listening. Call it inside the Tokio runtime.
+    pub fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let listen = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(signal) => Some(signal),
+                Err(error) => {
+                    tracing::warn!(error = %error, signal = name, "Cannot listen for a stop signal.");
+                    None
+                }
+            };
+            StopSignals {
+                terminate: listen(SignalKind::terminate(), "SIGTERM"),
+                interrupt: listen(SignalKind::interrupt(), "SIGINT"),
             }
-            Err(error) => {
-                tracing::warn!(error = %error, "Cannot listen for SIGTERM.");
+        }
+        #[cfg(not(unix))]
+        StopSignals {}
+    }
+
+    /// Resolves on the first stop signal with its name.
+    pub async fn recv(self) -> &'static str {
+        #[cfg(unix)]
+        {
+            async fn next(signal: Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(mut signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                () = next(self.terminate) => "SIGTERM",
+                () = next(self.interrupt) => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            if let Err(error) = tokio::signal::ctrl_c().await {
+                tracing::warn!(error = %error, "Cannot listen for Ctrl-C.");
                 std::future::pending::<()>().await;
             }
+            "SIGINT"
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => "SIGINT",
-        () = terminate => "SIGTERM",
     }
 }
 
