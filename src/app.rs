@@ -124,22 +124,21 @@ impl App {
         // The bound addresses, not the configured ones: with port 0 only these say where to connect.
         let ingest_addr = listeners.ingest_addr()?;
         let admin_addr = listeners.admin_addr()?;
+        // Not `axum::serve`: both listeners need a header-read timeout (see `http::server`).
+        // The admin listener's is the public one's, so a client dripping its headers to
+        // the port the orchestrator probes cannot hold connections there either.
         let admin_stop = CancellationToken::new();
-        let admin = tokio::spawn(
-            axum::serve(
-                listeners.admin,
-                admin_router(Arc::new(AdminState {
-                    store: self.store.clone(),
-                    health: self.health.clone(),
-                    token: self.config.admin.token.clone(),
-                    wake: Arc::clone(&self.wake),
-                })),
-            )
-            .with_graceful_shutdown(admin_stop.clone().cancelled_owned())
-            .into_future(),
-        );
-        // Not `axum::serve`: the public listener needs a header-read timeout (see
-        // `http::server`).
+        let admin = tokio::spawn(crate::http::serve(
+            listeners.admin,
+            admin_router(Arc::new(AdminState {
+                store: self.store.clone(),
+                health: self.health.clone(),
+                token: self.config.admin.token.clone(),
+                wake: Arc::clone(&self.wake),
+            })),
+            self.config.server.request_read_timeout(),
+            admin_stop.clone(),
+        ));
         let ingest = tokio::spawn(crate::http::serve(
             listeners.ingest,
             ingest_router(Arc::clone(&self.ingest)),

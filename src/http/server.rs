@@ -1,5 +1,5 @@
-//! The public listener's HTTP/1 server: accepts connections, gives each one a deadline for
-//! its request headers, and drains on shutdown.
+//! The HTTP/1 server of both listeners (public and admin): accepts connections, gives
+//! each one a deadline for its request headers, and drains on shutdown.
 //!
 //! `axum::serve` cannot set hyper's header-read timeout, and without a timer hyper applies
 //! none, so a client that drips its headers a byte at a time would hold a connection and a

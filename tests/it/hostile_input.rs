@@ -3,8 +3,9 @@
 //! late headers close the connection and a late body gets 408 and a close (both
 //! `server.request_read_timeout_seconds`), an oversized body gets 413
 //! (`server.max_body_bytes`) — while ordinary signed webhooks sent at the same time keep
-//! getting 200. Correctness only: nothing here measures latency. Runs on the in-process
-//! app, so on PostgreSQL too with `TEST_STORE=postgres`.
+//! getting 200. Slow headers are cut off on the admin listener too, while `/readyz` keeps
+//! answering there. Correctness only: nothing here measures latency. Runs on the
+//! in-process app, so on PostgreSQL too with `TEST_STORE=postgres`.
 
 use std::{
     net::SocketAddr,
@@ -89,9 +90,10 @@ where
     }
 }
 
-/// Headers that never end: one more byte of an endless header line per [`DRIP`].
-async fn drip_headers(addr: SocketAddr) -> Ending {
-    let head = "POST /webhooks/acme HTTP/1.1\r\nHost: bridge\r\nX-Slow: ".to_string();
+/// Headers of a request for `target` that never end: one more byte of an endless header
+/// line per [`DRIP`].
+async fn drip_headers(addr: SocketAddr, target: &str) -> Ending {
+    let head = format!("POST {target} HTTP/1.1\r\nHost: bridge\r\nX-Slow: ");
     hostile(addr, "slow headers", head, |mut writer| async move {
         loop {
             tokio::time::sleep(DRIP).await;
@@ -181,7 +183,7 @@ async fn slow_and_oversized_requests_are_cut_off_while_normal_webhooks_keep_gett
         });
     };
     for _ in 0..SLOW_HEADER_CONNECTIONS {
-        spawn(Box::pin(drip_headers(addr)));
+        spawn(Box::pin(drip_headers(addr, "/webhooks/acme")));
     }
     for _ in 0..SLOW_BODY_CONNECTIONS {
         spawn(Box::pin(drip_body(addr)));
@@ -286,4 +288,49 @@ async fn slow_and_oversized_requests_are_cut_off_while_normal_webhooks_keep_gett
         counts.pending + counts.in_flight + counts.done + counts.dead,
         normal.len() as u64
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_on_the_admin_listener_are_cut_off_while_readyz_keeps_answering() {
+    // Arrange
+    let app = spawn_app_with(|config| {
+        config.server.request_read_timeout_seconds = READ_TIMEOUT_SECONDS;
+    })
+    .await;
+    let addr: SocketAddr = app
+        .admin
+        .trim_start_matches("http://")
+        .parse()
+        .expect("admin address");
+
+    // Act: drip headers to the port the orchestrator probes, and probe it meanwhile.
+    let mut hostiles = JoinSet::new();
+    for _ in 0..SLOW_HEADER_CONNECTIONS {
+        hostiles.spawn(drip_headers(addr, "/readyz"));
+    }
+    let readyz = app
+        .http
+        .get(format!("{}/readyz", app.admin))
+        .send()
+        .await
+        .expect("readyz answers");
+    let mut endings = Vec::new();
+    while let Some(ending) = hostiles.join_next().await {
+        endings.push(ending.expect("hostile client task"));
+    }
+
+    // Assert
+    assert_eq!(readyz.status(), 200);
+    assert_eq!(endings.len(), SLOW_HEADER_CONNECTIONS);
+    for ending in &endings {
+        assert!(
+            ending.closed,
+            "a slow-header connection to the admin listener was still open after {GIVE_UP:?}"
+        );
+        assert!(
+            ending.response.is_empty() || ending.status_line().contains(" 408 "),
+            "slow headers got {:?}",
+            ending.response
+        );
+    }
 }
