@@ -36,14 +36,20 @@ use crate::{
 };
 
 const PROVIDER: &str = "Shopify";
-/// Header names after the `x-shopify-` (webhooks) or `shopify-` (Events) prefix.
-const HMAC_HEADER: &str = "hmac-sha256";
-const TOPIC_HEADER: &str = "topic";
-const WEBHOOK_ID_HEADER: &str = "webhook-id";
-const EVENT_ID_HEADER: &str = "event-id";
-const SHOP_HEADER: &str = "shop-domain";
-const API_VERSION_HEADER: &str = "api-version";
-const TRIGGERED_AT_HEADER: &str = "triggered-at";
+/// A header's two names: `x-shopify-{name}` (webhooks) and `shopify-{name}` (Events).
+/// Spelled out at compile time, because a lookup builds no string on the ingest path.
+macro_rules! shopify_names {
+    ($name:literal) => {
+        [concat!("x-shopify-", $name), concat!("shopify-", $name)]
+    };
+}
+const HMAC_HEADER: [&str; 2] = shopify_names!("hmac-sha256");
+const TOPIC_HEADER: [&str; 2] = shopify_names!("topic");
+const WEBHOOK_ID_HEADER: [&str; 2] = shopify_names!("webhook-id");
+const EVENT_ID_HEADER: [&str; 2] = shopify_names!("event-id");
+const SHOP_HEADER: [&str; 2] = shopify_names!("shop-domain");
+const API_VERSION_HEADER: [&str; 2] = shopify_names!("api-version");
+const TRIGGERED_AT_HEADER: [&str; 2] = shopify_names!("triggered-at");
 
 /// Meta keys stored with a job.
 const META_TOPIC: &str = "topic";
@@ -87,22 +93,21 @@ impl Shopify {
     }
 }
 
-/// A Shopify header under either prefix (`X-Shopify-Topic` or `shopify-topic`).
-fn shopify_header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    header(headers, &format!("x-shopify-{name}"))
-        .or_else(|| header(headers, &format!("shopify-{name}")))
+/// A Shopify header under either of its names (`X-Shopify-Topic` or `shopify-topic`).
+fn shopify_header<'a>(headers: &'a HeaderMap, [x, plain]: [&str; 2]) -> Option<&'a str> {
+    header(headers, x).or_else(|| header(headers, plain))
 }
 
-/// Why [`shopify_header`] found no `name` (shown as `display`): a value that is not
-/// ASCII under either of its two names, or neither there.
+/// Why [`shopify_header`] found none of `names` (shown as `display`): a value that is not
+/// ASCII under either name, or neither there.
 fn unreadable_shopify_header(
     headers: &HeaderMap,
-    name: &str,
+    [x, plain]: [&str; 2],
     display: &'static str,
 ) -> SignatureError {
-    match unreadable_header(headers, &format!("x-shopify-{name}"), display, PROVIDER) {
+    match unreadable_header(headers, x, display, PROVIDER) {
         SignatureError::MissingHeader { .. } => {
-            unreadable_header(headers, &format!("shopify-{name}"), display, PROVIDER)
+            unreadable_header(headers, plain, display, PROVIDER)
         }
         not_text => not_text,
     }
