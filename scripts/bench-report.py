@@ -188,8 +188,9 @@ machine the absolute numbers move with the load.
 - Load at the end: `{v.get('uptime_end', '?').strip()}`
 - CPU time the hypervisor gave to other machines (steal, from `/proc/stat`): {v.get('steal_run_pct', '?')}%
   over the run, {v.get('steal_ingest_pct', '?')}% during the SQLite ingest figures.
-- fsync latency of the store's filesystem (4 KiB append + fdatasync, 300 samples):
-  p50 {fsync_ms:.3f} ms, p99 {num(v, 'fsync_p99_ms'):.3f} ms; again after the ingest load:
+- fsync latency of the store's filesystem (4 KiB append + fdatasync, {v.get('fsync_samples', '?')} samples
+  within at most 2 s): p50 {fsync_ms:.3f} ms, p99 {num(v, 'fsync_p99_ms'):.3f} ms, max
+  {v.get('fsync_max_ms', '?')} ms; again after the ingest load:
   `{v.get('fsync_after_ingest', '?')}`.
 
 ## Results
