@@ -37,7 +37,7 @@ use crate::{
 
 const PROVIDER: &str = "Shopify";
 /// A header's two names: `x-shopify-{name}` (webhooks) and `shopify-{name}` (Events).
-/// Spelled out at compile time, because a lookup builds no string on the ingest path.
+/// Spelled out at compile time, so that a lookup on the ingest path builds no string.
 macro_rules! shopify_names {
     ($name:literal) => {
         [concat!("x-shopify-", $name), concat!("shopify-", $name)]
