@@ -23,7 +23,7 @@ use tokio::{
     task::JoinSet,
 };
 
-use crate::helpers::{customer, spawn_app_with};
+use crate::helpers::{TestApp, customer, spawn_app_with};
 
 /// The bridge's read timeout in this test; short so the test is short.
 const READ_TIMEOUT_SECONDS: u64 = 3;
@@ -156,18 +156,26 @@ async fn oversized(addr: SocketAddr, chunked: bool) -> Ending {
     .await
 }
 
+/// The app, with a read timeout of [`READ_TIMEOUT_SECONDS`] so the test is short.
+async fn spawn_app_with_short_read_timeout() -> TestApp {
+    spawn_app_with(|config| {
+        config.server.request_read_timeout_seconds = READ_TIMEOUT_SECONDS;
+    })
+    .await
+}
+
+/// The address a raw TCP client connects to for one of the app's `http://host:port` URLs.
+fn socket_address(url: &str) -> SocketAddr {
+    url.trim_start_matches("http://")
+        .parse()
+        .unwrap_or_else(|_| panic!("{url} is not http://host:port"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_and_oversized_requests_are_cut_off_while_normal_webhooks_keep_getting_200() {
     // Arrange
-    let app = spawn_app_with(|config| {
-        config.server.request_read_timeout_seconds = READ_TIMEOUT_SECONDS;
-    })
-    .await;
-    let addr: SocketAddr = app
-        .ingest
-        .trim_start_matches("http://")
-        .parse()
-        .expect("ingest address");
+    let app = spawn_app_with_short_read_timeout().await;
+    let addr = socket_address(&app.ingest);
 
     // Act: open every hostile connection, then send ordinary webhooks until the last of
     // them has been dealt with.
@@ -293,15 +301,8 @@ async fn slow_and_oversized_requests_are_cut_off_while_normal_webhooks_keep_gett
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_headers_on_the_admin_listener_are_cut_off_while_readyz_keeps_answering() {
     // Arrange
-    let app = spawn_app_with(|config| {
-        config.server.request_read_timeout_seconds = READ_TIMEOUT_SECONDS;
-    })
-    .await;
-    let addr: SocketAddr = app
-        .admin
-        .trim_start_matches("http://")
-        .parse()
-        .expect("admin address");
+    let app = spawn_app_with_short_read_timeout().await;
+    let addr = socket_address(&app.admin);
 
     // Act: drip headers to the port the orchestrator probes, and probe it meanwhile.
     let mut hostiles = JoinSet::new();
